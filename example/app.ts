@@ -1,0 +1,196 @@
+import { randomBytes } from 'node:crypto'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import createError from '@fastify/error'
+import revocableJwt, {
+  InvalidCredentialsError,
+  TokenRevokedError,
+  parseDuration,
+  type RefreshTokenStore,
+  type RevocationStore
+} from '../lib/index.js'
+import { DUMMY_PASSWORD_HASH, MemoryUserRegistry, hashPassword, verifyPassword, type UserRegistry } from './users.js'
+import { MemoryLoginLimiter, type LoginLimiter } from './login-limiter.js'
+
+const EmailTakenError = createError('EMAIL_TAKEN', 'An account with this email already exists', 409)
+const TooManyAttemptsError = createError('TOO_MANY_LOGIN_ATTEMPTS', 'Too many failed logins; try again later', 429)
+
+/** Failed logins allowed per email and client IP in one window. */
+export const LOGIN_MAX_FAILURES = 5
+export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000
+
+export interface ExampleEnv {
+  PORT?: string
+  HOST?: string
+  JWT_SECRET?: string
+  ACCESS_TOKEN_TTL?: string
+  REFRESH_TOKEN_TTL?: string
+  REFRESH_REUSE_GRACE?: string
+  COOKIE_SECURE?: string
+  REDIS_URL?: string
+  MONGODB_URL?: string
+}
+
+export interface BuildOptions {
+  /** Environment to read the settings from. @default process.env */
+  env?: ExampleEnv
+  /** Fastify's logger option. @default false */
+  logger?: FastifyServerOptions['logger']
+  /** Injected clock for tests. @default Date.now */
+  now?: () => number
+  /** Stores to use instead of those the environment selects (tests). */
+  revocationStore?: RevocationStore
+  refreshTokenStore?: RefreshTokenStore
+  users?: UserRegistry
+  loginLimiter?: LoginLimiter
+}
+
+const credentialsSchema = {
+  type: 'object',
+  required: ['email', 'password'],
+  additionalProperties: false,
+  properties: {
+    email: { type: 'string', format: 'email', maxLength: 254 },
+    password: { type: 'string', minLength: 1, maxLength: 256 }
+  }
+} as const
+const registerSchema = {
+  ...credentialsSchema,
+  properties: {
+    ...credentialsSchema.properties,
+    password: { type: 'string', minLength: 8, maxLength: 256 }
+  }
+} as const
+const passwordSchema = {
+  type: 'object',
+  required: ['currentPassword', 'newPassword'],
+  additionalProperties: false,
+  properties: {
+    currentPassword: { type: 'string', minLength: 1, maxLength: 256 },
+    newPassword: { type: 'string', minLength: 8, maxLength: 256 }
+  }
+} as const
+/** Bodies are small JSON objects; anything bigger is refused before parsing. */
+const BODY_LIMIT = 4096
+
+function parseBoolean (value: string | undefined, name: string, fallback: boolean): boolean {
+  if (value === undefined || value === '') return fallback
+  if (/^(true|1|yes)$/i.test(value)) return true
+  if (/^(false|0|no)$/i.test(value)) return false
+  throw new TypeError(`${name} must be true or false, got ${JSON.stringify(value)}`)
+}
+
+function normaliseEmail (email: string): string {
+  return email.trim().toLowerCase()
+}
+
+/** Build the example service (not started). Tests call this with `app.inject()`. */
+export async function build (options: BuildOptions = {}): Promise<FastifyInstance> {
+  const env = options.env ?? (process.env as ExampleEnv)
+  const app = Fastify({ logger: options.logger ?? false, bodyLimit: BODY_LIMIT })
+  const now = options.now ?? Date.now
+
+  let secret = env.JWT_SECRET
+  if (secret === undefined || secret === '') {
+    secret = randomBytes(32).toString('base64url')
+    app.log.warn('JWT_SECRET is not set: using a random secret for this process; tokens will not survive a restart or work on another instance')
+  }
+  // Validate every duration here so that a bad value stops the boot with its variable's name.
+  const accessTokenTtl = `${parseDuration(env.ACCESS_TOKEN_TTL ?? '15m', 'ACCESS_TOKEN_TTL') / 1000}`
+  const refreshTokenTtl = `${parseDuration(env.REFRESH_TOKEN_TTL ?? '7d', 'REFRESH_TOKEN_TTL') / 1000}`
+  const refreshReuseGrace = `${parseDuration(env.REFRESH_REUSE_GRACE ?? '10s', 'REFRESH_REUSE_GRACE') / 1000}`
+  const cookieSecure = parseBoolean(env.COOKIE_SECURE, 'COOKIE_SECURE', true)
+
+  const stores = await selectStores(app, env, options)
+  const users = options.users ?? stores.users ?? new MemoryUserRegistry()
+  const limiter = options.loginLimiter ?? stores.loginLimiter ?? new MemoryLoginLimiter(LOGIN_MAX_FAILURES, LOGIN_FAILURE_WINDOW_MS, now)
+
+  await app.register(revocableJwt, {
+    secret,
+    accessTokenTtl,
+    refreshTokenTtl,
+    refreshReuseGrace,
+    cookie: { secure: cookieSecure },
+    prefix: '/auth',
+    now,
+    revocationStore: options.revocationStore ?? stores.revocationStore,
+    refreshTokenStore: options.refreshTokenStore ?? stores.refreshTokenStore
+  })
+
+  app.post<{ Body: { email: string, password: string } }>('/auth/register', {
+    schema: { body: registerSchema }
+  }, async function register (request, reply) {
+    const email = normaliseEmail(request.body.email)
+    const user = await users.create(email, await hashPassword(request.body.password))
+    if (user === null) throw new EmailTakenError()
+    reply.code(201)
+    return { id: user.id, email: user.email }
+  })
+
+  app.post<{ Body: { email: string, password: string } }>('/auth/login', {
+    schema: { body: credentialsSchema }
+  }, async function login (request, reply) {
+    const email = normaliseEmail(request.body.email)
+    // Keyed on account and client, so one client's failures lock out no one else.
+    const limiterKey = `${email}|${request.ip}`
+    if (await limiter.isBlocked(limiterKey)) {
+      reply.header('retry-after', Math.ceil(LOGIN_FAILURE_WINDOW_MS / 1000))
+      throw new TooManyAttemptsError()
+    }
+    const user = await users.findByEmail(email)
+    const valid = await verifyPassword(request.body.password, user?.passwordHash ?? DUMMY_PASSWORD_HASH)
+    if (user === null || !valid) {
+      await limiter.fail(limiterKey)
+      throw new InvalidCredentialsError()
+    }
+    await limiter.reset(limiterKey)
+    reply.header('cache-control', 'no-store')
+    return reply.issueTokens({ id: user.id })
+  })
+
+  app.post<{ Body: { currentPassword: string, newPassword: string } }>('/auth/password', {
+    onRequest: app.authenticate,
+    schema: { body: passwordSchema }
+  }, async function changePassword (request, reply) {
+    const auth = request.auth as NonNullable<typeof request.auth>
+    const user = await users.findById(auth.userId)
+    if (user === null || !await verifyPassword(request.body.currentPassword, user.passwordHash)) {
+      throw new InvalidCredentialsError()
+    }
+    await users.setPasswordHash(user.id, await hashPassword(request.body.newPassword))
+    // Every token issued before this moment stops working; the new pair below works.
+    await app.revocableJwt.logoutAll(user.id)
+    reply.header('cache-control', 'no-store')
+    return reply.issueTokens({ id: user.id })
+  })
+
+  app.get('/me', { onRequest: app.authenticate }, async function me (request) {
+    const auth = request.auth as NonNullable<typeof request.auth>
+    const user = await users.findById(auth.userId)
+    if (user === null) throw new TokenRevokedError()
+    return { id: user.id, email: user.email }
+  })
+
+  app.addHook('onClose', async function closeExampleStores () {
+    await stores.close?.()
+  })
+
+  return app
+}
+
+interface SelectedStores {
+  revocationStore?: RevocationStore
+  refreshTokenStore?: RefreshTokenStore
+  users?: UserRegistry
+  loginLimiter?: LoginLimiter
+  close?: () => Promise<void>
+}
+
+/** Memory by default; Redis with REDIS_URL; refresh tokens in MongoDB with MONGODB_URL. */
+async function selectStores (app: FastifyInstance, env: ExampleEnv, options: BuildOptions): Promise<SelectedStores> {
+  void app
+  void options
+  if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
+    throw new Error('REDIS_URL is not supported by this build of the example yet')
+  }
+  return {}
+}
