@@ -10,6 +10,7 @@ import revocableJwt, {
 } from '../lib/index.js'
 import { DUMMY_PASSWORD_HASH, MemoryUserRegistry, hashPassword, verifyPassword, type UserRegistry } from './users.js'
 import { MemoryLoginLimiter, type LoginLimiter } from './login-limiter.js'
+import { selectStores } from './stores.js'
 
 const EmailTakenError = createError('EMAIL_TAKEN', 'An account with this email already exists', 409)
 const TooManyAttemptsError = createError('TOO_MANY_LOGIN_ATTEMPTS', 'Too many failed logins; try again later', 429)
@@ -100,7 +101,7 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
   const refreshReuseGrace = `${parseDuration(env.REFRESH_REUSE_GRACE ?? '10s', 'REFRESH_REUSE_GRACE') / 1000}`
   const cookieSecure = parseBoolean(env.COOKIE_SECURE, 'COOKIE_SECURE', true)
 
-  const stores = await selectStores(app, env, options)
+  const stores = await selectStores(app, env)
   const users = options.users ?? stores.users ?? new MemoryUserRegistry()
   const limiter = options.loginLimiter ?? stores.loginLimiter ?? new MemoryLoginLimiter(LOGIN_MAX_FAILURES, LOGIN_FAILURE_WINDOW_MS, now)
 
@@ -175,22 +176,4 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
   })
 
   return app
-}
-
-interface SelectedStores {
-  revocationStore?: RevocationStore
-  refreshTokenStore?: RefreshTokenStore
-  users?: UserRegistry
-  loginLimiter?: LoginLimiter
-  close?: () => Promise<void>
-}
-
-/** Memory by default; Redis with REDIS_URL; refresh tokens in MongoDB with MONGODB_URL. */
-async function selectStores (app: FastifyInstance, env: ExampleEnv, options: BuildOptions): Promise<SelectedStores> {
-  void app
-  void options
-  if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
-    throw new Error('REDIS_URL is not supported by this build of the example yet')
-  }
-  return {}
 }
