@@ -271,6 +271,10 @@ const fastifyRevocableJwtCore: FastifyPluginAsync<RevocableJwtCoreOptions> = asy
   fastify.decorate('revocableJwt', namespace)
   fastify.decorateRequest('auth', null)
 
+  fastify.addHook('onReady', async function initStores () {
+    await revocationStore.init?.()
+    if (refreshTokenStore !== (revocationStore as unknown)) await refreshTokenStore.init?.()
+  })
   fastify.addHook('onClose', async function closeOwnedStores () {
     if (ownsRevocationStore) await revocationStore.close?.()
     if (ownsRefreshStore) await refreshTokenStore.close?.()

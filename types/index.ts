@@ -109,6 +109,8 @@ export interface RevocationStore {
   getTokenVersion (userId: string): Promise<number>
   /** Increment the user's token version and return the new one. */
   bumpTokenVersion (userId: string): Promise<number>
+  /** Prepare the store (connect, create indexes, load scripts); called once when the app is ready. */
+  init? (): Promise<void>
   /** Release what the store opened itself. */
   close? (): Promise<void>
 }
@@ -191,6 +193,8 @@ export interface RefreshTokenStore {
   deleteSession (userId: string, sessionId: string): Promise<boolean>
   /** Delete every token of the user; returns how many sessions were ended. */
   deleteUser (userId: string): Promise<number>
+  /** Prepare the store (connect, create indexes, load scripts); called once when the app is ready. */
+  init? (): Promise<void>
   /** Release what the store opened itself. */
   close? (): Promise<void>
 }
