@@ -178,8 +178,8 @@ const fastifyRevocableJwtCore: FastifyPluginAsync<RevocableJwtCoreOptions> = asy
   if (ownsRevocationStore || ownsRefreshStore) {
     fastify.log.debug('fastify-revocable-jwt: using a memory store; revocation is not shared between processes')
   }
-  const revocationStore = options.revocationStore ?? new MemoryRevocationStore({ now })
-  const refreshTokenStore = options.refreshTokenStore ?? new MemoryRefreshTokenStore({ now })
+  const revocationStore: RevocationStore = options.revocationStore ?? new MemoryRevocationStore({ now })
+  const refreshTokenStore: RefreshTokenStore = options.refreshTokenStore ?? new MemoryRefreshTokenStore({ now })
   const timeoutMs = options.storeTimeoutMs
   const guard = <T>(operation: () => Promise<T>): Promise<T> => guardStore(operation, timeoutMs)
 
