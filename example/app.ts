@@ -87,7 +87,12 @@ function normaliseEmail (email: string): string {
 /** Build the example service (not started). Tests call this with `app.inject()`. */
 export async function build (options: BuildOptions = {}): Promise<FastifyInstance> {
   const env = options.env ?? (process.env as ExampleEnv)
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: BODY_LIMIT })
+  const app = Fastify({
+    logger: options.logger ?? false,
+    bodyLimit: BODY_LIMIT,
+    // Refuse unknown body fields instead of silently dropping them.
+    ajv: { customOptions: { removeAdditional: false } }
+  })
   const now = options.now ?? Date.now
 
   let secret = env.JWT_SECRET
