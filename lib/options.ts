@@ -45,7 +45,7 @@ export function parseDuration (value: Duration, name: string): number {
     throw new TypeError(`${name} must be a number of seconds or a string like "900", "900s", "15m" or "7d", got ${JSON.stringify(value)}`)
   }
   if (!Number.isFinite(ms) || ms < 0 || !Number.isSafeInteger(Math.round(ms))) {
-    throw new RangeError(`${name} must be a finite, non-negative duration, got ${JSON.stringify(value)}`)
+    throw new RangeError(`${name} must be a finite, non-negative duration, got ${String(value)}`)
   }
   return Math.round(ms)
 }
