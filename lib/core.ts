@@ -116,7 +116,8 @@ const fastifyRevocableJwtCore: FastifyPluginAsync<RevocableJwtCoreOptions> = asy
         algorithms: [options.algorithm],
         complete: true,
         checkTyp: options.tokenType.toLowerCase(),
-        requiredClaims: CLAIMS_REQUIRED,
+        // allowedIss/allowedAud only judge a claim that is present: require it too.
+        requiredClaims: [...CLAIMS_REQUIRED, ...(options.issuer !== undefined ? ['iss'] : []), ...(options.audience !== undefined ? ['aud'] : [])],
         cache: options.verifyCacheSize === 0 ? false : options.verifyCacheSize,
         ...(options.issuer !== undefined && { allowedIss: options.issuer }),
         ...(options.audience !== undefined && { allowedAud: options.audience })
