@@ -76,8 +76,8 @@ t.test('refresh records and their indexes expire with the newest token', async (
   const base = userKeyBase(prefix, record.userId)
   const recordTtl = await client.pttl(`${base}r:${record.hash}`)
   t.ok(recordTtl > 7 * DAY - 2000 && recordTtl <= 7 * DAY, `record TTL ${recordTtl}`)
-  t.same(await client.zrange(`${base}rs:${record.sessionId}`, 0, -1, 'WITHSCORES'), [record.hash, String(record.expiresAt)])
-  t.same(await client.zrange(`${base}ru`, 0, -1, 'WITHSCORES'), [record.sessionId, String(record.expiresAt)])
+  t.same(await client.zrange(`${base}rs:${record.sessionId}`, 0, '-1', 'WITHSCORES'), [record.hash, String(record.expiresAt)])
+  t.same(await client.zrange(`${base}ru`, 0, '-1', 'WITHSCORES'), [record.sessionId, String(record.expiresAt)])
 
   const later = now + DAY
   await store.rotate({
@@ -105,7 +105,7 @@ t.test('refresh records and their indexes expire with the newest token', async (
     // The index's TTL follows its newest member, the child: its expiry less the rotation's `now`.
     t.ok(ttl > 7 * DAY - 2000 && ttl <= 7 * DAY, `${index} TTL ${ttl}`)
   }
-  t.same(await client.zrange(`${base}ru`, 0, -1, 'WITHSCORES'), [record.sessionId, String(later + 7 * DAY)], 'the session is scored by its newest token')
+  t.same(await client.zrange(`${base}ru`, 0, '-1', 'WITHSCORES'), [record.sessionId, String(later + 7 * DAY)], 'the session is scored by its newest token')
 })
 
 t.test('expired members are pruned from the indexes by the next write', async (t) => {
@@ -121,7 +121,7 @@ t.test('expired members are pruned from the indexes by the next write', async (t
   t.equal(await client.exists(`${base}r:${old.hash}`, `${base}rs:${old.sessionId}`), 0, 'record and session index expired with the token')
   const fresh = makeRecord(Date.now(), { userId: old.userId })
   await store.create(fresh)
-  t.same(await client.zrange(`${base}ru`, 0, -1), [fresh.sessionId], 'the expired session left the user index')
+  t.same(await client.zrange(`${base}ru`, 0, '-1'), [fresh.sessionId], 'the expired session left the user index')
   t.equal(await store.deleteUser(old.userId), 1)
   t.same(await client.keys(`${prefix}*`), [], 'deleting the user leaves no key behind')
 })
@@ -141,7 +141,7 @@ t.test('deleting a session removes its records and its index entries', async (t)
   t.equal(await store.deleteSession(record.userId, record.sessionId), true)
   const base = userKeyBase(prefix, record.userId)
   t.same((await client.keys(`${prefix}*`)).sort(), [`${base}r:${sibling.hash}`, `${base}rs:${sibling.sessionId}`, `${base}ru`].sort())
-  t.same(await client.zrange(`${base}ru`, 0, -1), [sibling.sessionId])
+  t.same(await client.zrange(`${base}ru`, 0, '-1'), [sibling.sessionId])
 })
 
 t.test('an ioredis keyPrefix on the client applies to the keys the scripts derive', async (t) => {
