@@ -33,6 +33,12 @@ export { revocableJwtIssuance, ISSUANCE_PLUGIN_NAME } from './issuance.js'
 export { revocableJwtRefreshRoutes, REFRESH_ROUTES_PLUGIN_NAME } from './refresh-routes.js'
 export { MemoryRevocationStore, MemoryRefreshTokenStore, type MemoryStoreOptions } from './stores/memory.js'
 export {
+  MongoRefreshTokenStore,
+  DEFAULT_MONGO_COLLECTION_NAME,
+  type MongoRefreshTokenStoreOptions,
+  type RefreshTokenDocument
+} from './stores/mongodb.js'
+export {
   TokenMissingError,
   TokenInvalidError,
   TokenExpiredError,
