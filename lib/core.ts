@@ -16,6 +16,8 @@ import { TokenExpiredError, TokenInvalidError } from './errors.js'
 import { resolveOptions, type ResolvedOptions } from './options.js'
 import { guardStore } from './store-guard.js'
 import { MemoryRefreshTokenStore, MemoryRevocationStore } from './stores/memory.js'
+import { RedisRefreshTokenStore, RedisRevocationStore } from './stores/redis.js'
+import { useRedisClient } from './redis-client.js'
 import { MAX_USER_ID_LENGTH, randomId } from './tokens.js'
 
 export const CORE_PLUGIN_NAME = 'fastify-revocable-jwt-core'
@@ -176,11 +178,17 @@ const fastifyRevocableJwtCore: FastifyPluginAsync<RevocableJwtCoreOptions> = asy
 
   const ownsRevocationStore = options.revocationStore === undefined
   const ownsRefreshStore = options.refreshTokenStore === undefined
-  if (ownsRevocationStore || ownsRefreshStore) {
+  // With `redis`, the stores not given default to Redis; the client belongs to @fastify/redis.
+  const redis = options.redis !== undefined && (ownsRevocationStore || ownsRefreshStore)
+    ? { client: await useRedisClient(fastify, options.redis, options.storeTimeoutMs), keyPrefix: options.redis.keyPrefix, now }
+    : undefined
+  if (redis === undefined && (ownsRevocationStore || ownsRefreshStore)) {
     fastify.log.debug('fastify-revocable-jwt: using a memory store; revocation is not shared between processes')
   }
-  const revocationStore: RevocationStore = options.revocationStore ?? new MemoryRevocationStore({ now })
-  const refreshTokenStore: RefreshTokenStore = options.refreshTokenStore ?? new MemoryRefreshTokenStore({ now })
+  const revocationStore: RevocationStore = options.revocationStore ??
+    (redis !== undefined ? new RedisRevocationStore(redis) : new MemoryRevocationStore({ now }))
+  const refreshTokenStore: RefreshTokenStore = options.refreshTokenStore ??
+    (redis !== undefined ? new RedisRefreshTokenStore(redis) : new MemoryRefreshTokenStore({ now }))
   const timeoutMs = options.storeTimeoutMs
   const guard = <T>(operation: () => Promise<T>): Promise<T> => guardStore(operation, timeoutMs)
 
@@ -224,9 +232,9 @@ const fastifyRevocableJwtCore: FastifyPluginAsync<RevocableJwtCoreOptions> = asy
     return ended
   }
 
-  function listSessions (userId: string): Promise<SessionRecord[]> {
+  async function listSessions (userId: string): Promise<SessionRecord[]> {
     checkUserId(userId)
-    return guard(() => refreshTokenStore.listSessions(userId, now()))
+    return await guard(() => refreshTokenStore.listSessions(userId, now()))
   }
 
   function clientInfo (request: FastifyRequest): { userAgent: string | null, ip: string | null } {
@@ -253,17 +261,17 @@ const fastifyRevocableJwtCore: FastifyPluginAsync<RevocableJwtCoreOptions> = asy
     emit,
     revokeSessionEverywhere
   }
-  const { keys: _keys, refreshTokenSecret: _secret, revocationStore: _r, refreshTokenStore: _s, getTokenVersion: _g, now: _n, ...publicOptions } = options
+  const { keys: _keys, refreshTokenSecret: _secret, revocationStore: _r, refreshTokenStore: _s, getTokenVersion: _g, now: _n, redis: _redis, ...publicOptions } = options
   const namespace: NamespaceWithInternals = {
     options: Object.freeze(publicOptions),
     revocationStore,
     refreshTokenStore,
     events,
     verifyAccessToken,
-    revokeSession (userId, sessionId, reason = 'revoked') {
+    async revokeSession (userId, sessionId, reason = 'revoked') {
       checkUserId(userId)
       if (typeof sessionId !== 'string' || sessionId.length === 0) throw new TypeError('sessionId must be a non-empty string')
-      return revokeSessionEverywhere(userId, sessionId, reason)
+      return await revokeSessionEverywhere(userId, sessionId, reason)
     },
     logoutAll,
     listSessions,

@@ -32,6 +32,7 @@ export { revocableJwtAuthenticate, AUTHENTICATE_PLUGIN_NAME } from './authentica
 export { revocableJwtIssuance, ISSUANCE_PLUGIN_NAME } from './issuance.js'
 export { revocableJwtRefreshRoutes, REFRESH_ROUTES_PLUGIN_NAME } from './refresh-routes.js'
 export { MemoryRevocationStore, MemoryRefreshTokenStore, type MemoryStoreOptions } from './stores/memory.js'
+export { RedisRevocationStore, RedisRefreshTokenStore, type RedisStoreOptions } from './stores/redis.js'
 export {
   MongoRefreshTokenStore,
   DEFAULT_MONGO_COLLECTION_NAME,
@@ -60,7 +61,8 @@ export {
   DEFAULT_PREFIX,
   DEFAULT_COOKIE_NAME,
   DEFAULT_TOKEN_TYPE,
-  DEFAULT_ALGORITHM
+  DEFAULT_ALGORITHM,
+  DEFAULT_REDIS_KEY_PREFIX
 } from './options.js'
 export type {
   AccessTokenAlgorithm,
@@ -79,6 +81,7 @@ export type {
   RevocableJwtEvents,
   RevocableJwtNamespace,
   RevocableJwtOptions,
+  RevocableJwtRedisOptions,
   RevocationState,
   RevocationStore,
   RotateInput,

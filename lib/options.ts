@@ -5,7 +5,8 @@ import type {
   Duration,
   KeyMaterial,
   NormalizedOptions,
-  RevocableJwtCoreOptions
+  RevocableJwtCoreOptions,
+  RevocableJwtRedisOptions
 } from '../types/index.js'
 
 export const DEFAULT_ALGORITHM: AccessTokenAlgorithm = 'HS256'
@@ -17,6 +18,7 @@ export const DEFAULT_STORE_TIMEOUT = '2s'
 export const DEFAULT_VERIFY_CACHE_SIZE = 1000
 export const DEFAULT_PREFIX = '/auth'
 export const DEFAULT_COOKIE_NAME = 'refresh_token'
+export const DEFAULT_REDIS_KEY_PREFIX = 'rjwt:'
 /** Shortest HMAC key accepted (RFC 7518 §3.2: at least the hash size). */
 export const MIN_SECRET_BYTES = 32
 
@@ -85,6 +87,27 @@ export interface ResolvedOptions extends NormalizedOptions {
   refreshTokenStore: RevocableJwtCoreOptions['refreshTokenStore']
   getTokenVersion: RevocableJwtCoreOptions['getTokenVersion']
   now: () => number
+  redis: ResolvedRedisOptions | undefined
+}
+
+export type ResolvedRedisOptions = Omit<RevocableJwtRedisOptions, 'keyPrefix'> & { keyPrefix: string }
+
+function resolveRedisOptions (redis: RevocableJwtCoreOptions['redis']): ResolvedRedisOptions | undefined {
+  if (redis === undefined) return undefined
+  const given: RevocableJwtRedisOptions = typeof redis === 'string' ? { url: redis } : redis
+  if (given === null || typeof given !== 'object') throw new TypeError('redis must be a Redis URL or an object { namespace, url, clientOptions, keyPrefix }')
+  for (const name of ['namespace', 'url'] as const) {
+    const value = given[name]
+    if (value !== undefined && (typeof value !== 'string' || value.length === 0)) throw new TypeError(`redis.${name} must be a non-empty string`)
+  }
+  if (given.clientOptions !== undefined && (given.clientOptions === null || typeof given.clientOptions !== 'object')) {
+    throw new TypeError('redis.clientOptions must be an object of ioredis options')
+  }
+  const keyPrefix = given.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX
+  if (typeof keyPrefix !== 'string' || /[{}]/.test(keyPrefix)) {
+    throw new TypeError('redis.keyPrefix must be a string without "{" or "}" (they would change the Redis Cluster hash slot)')
+  }
+  return { namespace: given.namespace, url: given.url, clientOptions: given.clientOptions, keyPrefix }
 }
 
 function resolveKeys (options: RevocableJwtCoreOptions, algorithm: AccessTokenAlgorithm): ResolvedKey[] {
@@ -210,6 +233,7 @@ export function resolveOptions (options: RevocableJwtCoreOptions): ResolvedOptio
     throw new TypeError('getTokenVersion must be a function')
   }
   if (options.now !== undefined && typeof options.now !== 'function') throw new TypeError('now must be a function')
+  const redis = resolveRedisOptions(options.redis)
 
   return {
     algorithm,
@@ -229,6 +253,7 @@ export function resolveOptions (options: RevocableJwtCoreOptions): ResolvedOptio
     revocationStore: options.revocationStore,
     refreshTokenStore: options.refreshTokenStore,
     getTokenVersion: options.getTokenVersion,
-    now: options.now ?? Date.now
+    now: options.now ?? Date.now,
+    redis
   }
 }

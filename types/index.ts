@@ -3,6 +3,7 @@
  * claims and the `declare module 'fastify'` augmentation. Types only, no runtime.
  */
 import type { EventEmitter } from 'node:events'
+import type { RedisOptions } from 'ioredis'
 
 /**
  * A duration: a number of seconds, or a string of digits with an optional unit
@@ -219,6 +220,37 @@ export interface RefreshCookieOptions {
   domain?: string
 }
 
+/**
+ * Where the Redis stores get their client: the app's @fastify/redis instance when it
+ * has registered one (default or `namespace`), otherwise one that the plugin registers
+ * through @fastify/redis from `url` and `clientOptions` (and @fastify/redis closes).
+ */
+export interface RevocableJwtRedisOptions {
+  /**
+   * The @fastify/redis namespace to reuse (or to register under when the app has none).
+   * @default undefined (the default instance, `fastify.redis`)
+   */
+  namespace?: string
+  /**
+   * The Redis URL (`redis://`, `rediss://`) of the client registered when the app has none.
+   * Refused when the app has registered one: its client is used as it is.
+   * @default undefined
+   */
+  url?: string
+  /**
+   * ioredis options of the client registered when the app has none, applied over the
+   * fail-fast defaults (`enableOfflineQueue: false`, `maxRetriesPerRequest: 1`,
+   * `commandTimeout` = `storeTimeout`, reconnection every 100 ms to 1 s).
+   * @default {}
+   */
+  clientOptions?: RedisOptions
+  /**
+   * Prefix of every key the Redis stores write; no `{` or `}`.
+   * @default 'rjwt:'
+   */
+  keyPrefix?: string
+}
+
 /** Options shared by every plugin of the package (read once, by the core plugin). */
 export interface RevocableJwtCoreOptions {
   /**
@@ -287,13 +319,20 @@ export interface RevocableJwtCoreOptions {
    */
   allowedOrigins?: string[]
   /**
+   * Keep revocation and refresh tokens in Redis, shared by every instance: a Redis URL,
+   * or `{ namespace, url, clientOptions, keyPrefix }`. Stores not given explicitly
+   * default to the Redis adapters.
+   * @default undefined (memory stores)
+   */
+  redis?: string | RevocableJwtRedisOptions
+  /**
    * Where revoked token ids, revoked sessions and token versions live.
-   * @default a new memory store (single process only)
+   * @default a Redis store when `redis` is set, else a new memory store (single process only)
    */
   revocationStore?: RevocationStore
   /**
    * Where hashed refresh tokens live.
-   * @default a new memory store (single process only)
+   * @default a Redis store when `redis` is set, else a new memory store (single process only)
    */
   refreshTokenStore?: RefreshTokenStore
   /**

@@ -8,6 +8,7 @@ import type {
   RotateResult,
   SessionRecord
 } from '../../types/index.js'
+import { DEFAULT_REDIS_KEY_PREFIX } from '../options.js'
 
 /** Options of the Redis stores. */
 export interface RedisStoreOptions {
@@ -29,7 +30,7 @@ export interface RedisStoreOptions {
   now?: () => number
 }
 
-export const DEFAULT_REDIS_KEY_PREFIX = 'rjwt:'
+export { DEFAULT_REDIS_KEY_PREFIX }
 
 /** Names under which the stores define their Lua scripts on the client (`defineCommand`). */
 const COMMAND_PREFIX = 'revocableJwt'

@@ -1,0 +1,167 @@
+// The `redis` option of the plugin: which client the Redis stores use, who closes
+// it, what is refused, and that one protected request costs one Redis command.
+import t from 'tap'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fastifyRedis from '@fastify/redis'
+import { Redis } from 'ioredis'
+import revocableJwt, { MemoryRefreshTokenStore, type RevocableJwtOptions } from '../lib/index.js'
+import { RedisRefreshTokenStore, RedisRevocationStore } from '../lib/stores/redis.js'
+import { RedisServer } from './redis-server.js'
+import { TEST_SECRET, bearer } from './helper.js'
+
+const server = await RedisServer.start()
+t.teardown(() => server.close())
+const admin = new Redis(server.url)
+t.teardown(() => admin.quit())
+
+type Setup = (app: FastifyInstance) => Promise<void>
+
+/** A bare app with the plugin, a login route that issues tokens for `?user=` and a protected `/me`. */
+async function buildApp (options: Partial<RevocableJwtOptions>, setup?: Setup): Promise<FastifyInstance> {
+  const app = Fastify()
+  await setup?.(app)
+  await app.register(revocableJwt, { secret: TEST_SECRET, cookie: { secure: false }, ...options })
+  app.post<{ Querystring: { user: string } }>('/login', async function login (request, reply) {
+    return reply.issueTokens({ id: request.query.user })
+  })
+  app.get('/me', { onRequest: app.authenticate }, async function me (request) {
+    return { id: request.auth?.userId }
+  })
+  return app
+}
+
+async function login (app: FastifyInstance, user: string): Promise<string> {
+  const res = await app.inject({ method: 'POST', url: `/login?user=${encodeURIComponent(user)}` })
+  if (res.statusCode !== 200) throw new Error(`login failed: ${res.statusCode} ${res.body}`)
+  return res.json().accessToken
+}
+
+async function commandStats (): Promise<Map<string, number>> {
+  const info = await admin.info('commandstats')
+  const stats = new Map<string, number>()
+  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) stats.set(match[1], Number(match[2]))
+  return stats
+}
+
+t.test('with redis.url the plugin registers @fastify/redis, both stores use it, and closing the app closes it', async (t) => {
+  const keyPrefix = `url-${process.pid}:`
+  const app = await buildApp({ redis: { url: server.url, keyPrefix } })
+  t.teardown(() => app.close())
+  await app.ready()
+  t.ok(app.revocableJwt.revocationStore instanceof RedisRevocationStore)
+  t.ok(app.revocableJwt.refreshTokenStore instanceof RedisRefreshTokenStore)
+  t.ok(app.hasDecorator('redis'), 'fastify.redis is the registered client')
+  const token = await login(app, 'alice')
+  t.equal((await app.inject({ url: '/me', headers: bearer(token) })).statusCode, 200)
+  t.ok((await admin.keys(`${keyPrefix}*`)).length > 0, 'the refresh token is stored in Redis')
+  t.notOk('redis' in app.revocableJwt.options, 'the Redis settings (maybe a password in the URL) are not exposed')
+  const client = app.redis
+  await app.close()
+  await t.rejects(client.ping(), { message: /closed/ }, '@fastify/redis quit the client it created')
+})
+
+t.test('a Redis URL string is accepted as redis.url', async (t) => {
+  const app = await buildApp({ redis: server.url })
+  t.teardown(() => app.close())
+  await app.ready()
+  t.ok(app.revocableJwt.revocationStore instanceof RedisRevocationStore)
+})
+
+t.test('the app\'s own default @fastify/redis client is reused and left open', async (t) => {
+  const client = new Redis(server.url)
+  t.teardown(() => client.quit())
+  const app = await buildApp({ redis: {} }, async (app) => { await app.register(fastifyRedis, { client }) })
+  await app.ready()
+  t.equal(app.redis, client)
+  const token = await login(app, 'bob')
+  await app.inject({ method: 'POST', url: '/auth/logout-all', headers: bearer(token) })
+  t.equal(await client.get(`rjwt:{${Buffer.from('bob').toString('base64url')}}:v`), '1', 'logout-all bumped the version through that client')
+  await app.close()
+  t.equal(client.status, 'ready', 'a client the app registered itself is not closed by the plugin')
+})
+
+t.test('a named @fastify/redis instance is reused', async (t) => {
+  const client = new Redis(server.url)
+  t.teardown(() => client.quit())
+  const app = await buildApp({ redis: { namespace: 'auth', keyPrefix: 'ns:' } }, async (app) => {
+    await app.register(fastifyRedis, { client, namespace: 'auth' })
+  })
+  t.teardown(() => app.close())
+  await app.ready()
+  const token = await login(app, 'carol')
+  t.equal((await app.inject({ url: '/me', headers: bearer(token) })).statusCode, 200)
+  t.ok((await client.keys('ns:*')).length > 0)
+})
+
+t.test('an explicit store wins over the Redis default', async (t) => {
+  const refreshTokenStore = new MemoryRefreshTokenStore()
+  const app = await buildApp({ redis: server.url, refreshTokenStore })
+  t.teardown(() => app.close())
+  await app.ready()
+  t.equal(app.revocableJwt.refreshTokenStore, refreshTokenStore)
+  t.ok(app.revocableJwt.revocationStore instanceof RedisRevocationStore)
+})
+
+t.test('bad redis options stop the boot with a message naming the option', async (t) => {
+  const cases: Array<[RevocableJwtOptions['redis'], string]> = [
+    [5 as never, 'redis must be a Redis URL or an object { namespace, url, clientOptions, keyPrefix }'],
+    ['', 'redis.url must be a non-empty string'],
+    [{ namespace: '' }, 'redis.namespace must be a non-empty string'],
+    [{ url: server.url, clientOptions: 'x' as never }, 'redis.clientOptions must be an object of ioredis options'],
+    [{ url: server.url, keyPrefix: 'a{b}:' }, 'redis.keyPrefix must be a string without "{" or "}" (they would change the Redis Cluster hash slot)'],
+    [{}, 'redis: @fastify/redis is not registered as fastify.redis; give redis.url or redis.clientOptions to connect'],
+    [{ namespace: 'auth' }, 'redis: @fastify/redis is not registered as fastify.redis.auth; give redis.url or redis.clientOptions to connect']
+  ]
+  for (const [redis, message] of cases) {
+    const app = Fastify()
+    app.register(revocableJwt, { secret: TEST_SECRET, redis })
+    await t.rejects(async () => { await app.ready() }, { message }, message)
+  }
+})
+
+t.test('a URL next to an already registered client is refused rather than ignored', async (t) => {
+  const client = new Redis(server.url)
+  t.teardown(() => client.quit())
+  const app = Fastify()
+  app.register(fastifyRedis, { client })
+  app.register(revocableJwt, { secret: TEST_SECRET, redis: { url: server.url } })
+  await t.rejects(async () => { await app.ready() }, {
+    message: 'redis.url and redis.clientOptions configure a client of the plugin\'s own, but @fastify/redis is already registered as fastify.redis: leave them out to use that client'
+  })
+})
+
+t.test('one protected request is exactly one Redis command: one MGET', async (t) => {
+  const app = await buildApp({ redis: { url: server.url } })
+  t.teardown(() => app.close())
+  await app.ready()
+  const token = await login(app, 'dave')
+  // Verified once, so the verify cache is warm and only the store call is measured.
+  t.equal((await app.inject({ url: '/me', headers: bearer(token) })).statusCode, 200)
+  const N = 25
+  await admin.config('RESETSTAT')
+  for (let i = 0; i < N; i++) {
+    const res = await app.inject({ url: '/me', headers: bearer(token) })
+    t.equal(res.statusCode, 200)
+  }
+  const stats = await commandStats()
+  stats.delete('info')
+  stats.delete('config|resetstat')
+  t.same(Object.fromEntries(stats), { mget: N }, `${N} requests made ${N} MGETs and nothing else`)
+})
+
+t.test('a revoked token is refused after its one MGET as well', async (t) => {
+  const app = await buildApp({ redis: { url: server.url } })
+  t.teardown(() => app.close())
+  await app.ready()
+  const token = await login(app, 'erin')
+  const claims = app.revocableJwt.verifyAccessToken(token)
+  await app.revokeAccessToken(claims)
+  await admin.config('RESETSTAT')
+  const res = await app.inject({ url: '/me', headers: bearer(token) })
+  t.equal(res.statusCode, 401)
+  t.equal(res.json().code, 'TOKEN_REVOKED')
+  const stats = await commandStats()
+  stats.delete('info')
+  stats.delete('config|resetstat')
+  t.same(Object.fromEntries(stats), { mget: 1 })
+})
