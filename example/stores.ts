@@ -3,6 +3,7 @@ import type { RefreshTokenStore, RevocationStore } from '../lib/index.js'
 import type { ExampleEnv } from './app.js'
 import type { UserRegistry } from './users.js'
 import type { LoginLimiter } from './login-limiter.js'
+import { MongoRefreshTokenStore } from '../lib/index.js'
 
 /** The stores the environment selects; anything left undefined falls back to memory. */
 export interface SelectedStores {
@@ -26,7 +27,29 @@ export async function selectStores (app: FastifyInstance, env: ExampleEnv): Prom
   }
   // --- mongodb: wired by the MongoDB adapter ---
   if (env.MONGODB_URL !== undefined && env.MONGODB_URL !== '') {
-    throw new Error('MONGODB_URL is not supported by this build of the example yet')
+    // MONGODB_URL alone: refresh tokens in MongoDB, everything else in memory. With
+    // REDIS_URL too, the Redis branch above hands its stores to withMongoRefreshTokens.
+    return withMongoRefreshTokens(env.MONGODB_URL)
   }
   return {}
+}
+
+/**
+ * Refresh tokens in MongoDB, every other store as already selected (Redis or memory).
+ * The store owns a client made from the URL: the core connects it (and creates the
+ * indexes) when the app is ready, and `close` here, run by the app's onClose, ends it.
+ */
+export function withMongoRefreshTokens (url: string, selected: SelectedStores = {}): SelectedStores {
+  const refreshTokenStore = new MongoRefreshTokenStore({ url })
+  return {
+    ...selected,
+    refreshTokenStore,
+    close: async () => {
+      try {
+        await refreshTokenStore.close()
+      } finally {
+        await selected.close?.()
+      }
+    }
+  }
 }

@@ -28,7 +28,7 @@ class RecordingDb {
   readonly collectionNames: string[] = []
   readonly #replies = new Map<string, unknown[]>()
 
-  /** Script the next replies of `method`; an Error (or `{ code }` via `rejectWith`) is thrown instead. */
+  /** Script the next replies of `method`, in order; a reply wrapped in `Rejection` makes that call reject. */
   reply (method: string, ...values: unknown[]): this {
     this.#replies.set(method, [...(this.#replies.get(method) ?? []), ...values])
     return this
@@ -39,7 +39,7 @@ class RecordingDb {
     const queue = this.#replies.get(method) ?? []
     if (queue.length === 0) throw new Error(`RecordingDb: no reply scripted for ${method}`)
     const value = queue.shift()
-    if (value instanceof Rejection) throw value.error
+    if (value instanceof Rejection) throw value.reason
     return value
   }
 
@@ -71,7 +71,7 @@ class RecordingDb {
 
 /** A scripted rejection for RecordingDb. */
 class Rejection {
-  constructor (readonly error: unknown) {}
+  constructor (readonly reason: unknown) {}
 }
 
 /** Records what the store does with a host's client. */
@@ -175,8 +175,8 @@ t.test('a url the driver cannot parse is refused with the driver\'s reason as ca
 
 t.test('the collection is refresh_tokens unless collectionName says otherwise', async (t) => {
   const db = new RecordingDb()
-  storeOn(db)
-  void new MongoRefreshTokenStore({ db: db.asDb(), collectionName: 'auth_refresh' })
+  t.ok(storeOn(db))
+  t.ok(new MongoRefreshTokenStore({ db: db.asDb(), collectionName: 'auth_refresh' }))
   t.same(db.collectionNames, ['refresh_tokens', 'auth_refresh'])
 })
 
