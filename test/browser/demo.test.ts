@@ -1,0 +1,89 @@
+import t from 'tap'
+import type { Browser } from 'playwright-core'
+import { PASSWORD, Wire, launchBrowser, newEmail, openDemo, screenshot, signIn, skipBrowser, startDemo, waitForExpiry, type Demo } from './setup.js'
+
+let demo: Demo
+let browser: Browser
+t.before(async () => {
+  if (skipBrowser !== false) return
+  demo = await startDemo()
+  browser = await launchBrowser()
+})
+t.teardown(async () => {
+  await browser?.close()
+  await demo?.close()
+})
+
+t.test('after login the page cannot read the refresh cookie, and nothing is in web storage', { skip: skipBrowser }, async t => {
+  const context = await browser.newContext()
+  t.teardown(() => context.close())
+  const page = await openDemo(context, demo.url)
+  await signIn(page, newEmail(), true)
+
+  const cookies = await context.cookies()
+  const refresh = cookies.find(cookie => cookie.name === 'refresh_token')
+  t.ok(refresh, 'the browser holds the refresh cookie')
+  t.match(refresh, { httpOnly: true, secure: true, sameSite: 'Strict', path: '/auth' })
+  t.equal(await page.evaluate(() => document.cookie), '', 'document.cookie does not show it')
+  t.same(await page.evaluate(() => [localStorage.length, sessionStorage.length]), [0, 0])
+  t.match(await page.evaluate(() => (window as unknown as { demo: { client: { accessToken: string } } }).demo.client.accessToken), /^ey/, 'the access token lives in memory')
+})
+
+t.test('once the access token has expired, "who am I" still succeeds with exactly one refresh on the wire', { skip: skipBrowser }, async t => {
+  const context = await browser.newContext()
+  t.teardown(() => context.close())
+  const wire = new Wire(context)
+  const page = await openDemo(context, demo.url)
+  const email = newEmail()
+  await signIn(page, email, true)
+  t.equal(wire.count('POST /auth/refresh'), 1, 'one refresh on page load, before login (no cookie yet)')
+
+  await waitForExpiry(page)
+  wire.reset()
+  const started = Date.now()
+  await page.click('#whoami')
+  await page.waitForSelector('#output:has-text("200")')
+  t.comment(`expired "who am I" answered in ${Date.now() - started} ms: ${wire.requests.join(', ')}`)
+
+  t.match(await page.textContent('#output'), email)
+  t.same(wire.requests, ['GET /me', 'POST /auth/refresh', 'GET /me'], 'a 401, one refresh, one retry')
+  t.same(wire.refreshErrors, ['REFRESH_TOKEN_MISSING'], 'only the page-load refresh before login failed')
+  await screenshot(page, 'demo-after-refresh.png')
+})
+
+t.test('reloading the page keeps the user signed in through the silent refresh', { skip: skipBrowser }, async t => {
+  const context = await browser.newContext()
+  t.teardown(() => context.close())
+  const wire = new Wire(context)
+  const page = await openDemo(context, demo.url)
+  const email = newEmail()
+  await signIn(page, email, true)
+  const before = await page.evaluate(() => (window as unknown as { demo: { client: { accessToken: string } } }).demo.client.accessToken)
+
+  wire.reset()
+  await page.reload()
+  await page.waitForSelector('body[data-ready="true"]', { state: 'attached' })
+  await page.waitForSelector(`#status:has-text("Signed in as ${email}")`)
+
+  t.equal(wire.count('POST /auth/refresh'), 1, 'one silent refresh')
+  t.equal(await page.getAttribute('body', 'data-state'), 'authenticated')
+  const after = await page.evaluate(() => (window as unknown as { demo: { client: { accessToken: string } } }).demo.client.accessToken)
+  t.not(after, before, 'a new access token, from the cookie')
+  t.equal(await page.locator('#sessions tr').count(), 1, 'the reload did not start a new session')
+})
+
+t.test('a wrong password shows the error code and starts no session', { skip: skipBrowser }, async t => {
+  const context = await browser.newContext()
+  t.teardown(() => context.close())
+  const page = await openDemo(context, demo.url)
+  const email = newEmail()
+  await signIn(page, email, true)
+  await page.click('#logout')
+  await page.waitForSelector('body[data-state="logged-out"]')
+  await page.fill('#email', email)
+  await page.fill('#password', `${PASSWORD}!`)
+  await page.click('#login')
+  await page.waitForSelector('#form-error:has-text("INVALID_CREDENTIALS")')
+  t.equal(await page.getAttribute('body', 'data-state'), 'logged-out')
+  t.notOk((await context.cookies()).some(cookie => cookie.name === 'refresh_token'), 'logout cleared the cookie')
+})
