@@ -175,6 +175,7 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
     if (user === null) throw new TokenRevokedError()
     return { id: user.id, email: user.email }
   })
+  await app.register(import('./demo.js')) // the silent-refresh demo page at / (example/demo.ts)
 
   app.addHook('onClose', async function closeExampleStores () {
     await stores.close?.()
