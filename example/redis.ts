@@ -97,6 +97,9 @@ export async function selectRedisStores (app: FastifyInstance, url: string): Pro
     retryStrategy: (times: number) => Math.min(times * 100, 1000)
   })
   const client = app.redis
+  client.on('error', function onRedisError (err: Error) {
+    app.log.warn({ err }, 'Redis connection error')
+  })
   return {
     revocationStore: new RedisRevocationStore({ client }),
     refreshTokenStore: new RedisRefreshTokenStore({ client }),

@@ -53,5 +53,11 @@ export async function useRedisClient (fastify: FastifyInstance, options: Resolve
     ...(url !== undefined && { url }),
     ...(namespace !== undefined && { namespace })
   })
-  return registeredClient(fastify, namespace) as Redis | Cluster
+  const client = registeredClient(fastify, namespace) as Redis | Cluster
+  // Without a listener ioredis prints every reconnection failure to stderr; a warning
+  // in the app's log says the same, and requests meanwhile get their 503.
+  client.on('error', function onRedisError (err: Error) {
+    fastify.log.warn({ err }, 'fastify-revocable-jwt: Redis connection error')
+  })
+  return client
 }
