@@ -263,7 +263,7 @@ t.test('a winning rotation marks the parent with one conditional update, then up
     .reply('updateOne', { upsertedCount: 1 })
     .reply('findOne', { _id: 'x' })
   const result = await storeOn(db).rotate(rotation(now))
-  t.same(result, { outcome: 'rotated', record: marked })
+  t.strictSame(result, { outcome: 'rotated', record: marked })
   t.strictSame(db.calls, [
     {
       method: 'findOneAndUpdate',
@@ -338,7 +338,7 @@ t.test('a child inserted after its session was deleted is deleted again and the 
     .reply('updateOne', { upsertedCount: 1 })
     .reply('findOne', null)
     .reply('deleteOne', { deletedCount: 1 })
-  t.same(await storeOn(db).rotate(rotation(T0)), { outcome: 'not-found' })
+  t.strictSame(await storeOn(db).rotate(rotation(T0)), { outcome: 'not-found' })
   t.strictSame(db.calls.slice(2), [
     { method: 'findOne', args: [{ hash: 'parent-hash' }, { projection: { _id: 1 } }] },
     { method: 'deleteOne', args: [{ hash: 'child-hash', sessionId: 'session-1' }] }
@@ -351,20 +351,20 @@ t.test('when the conditional update misses, the record is read to tell grace, re
 
   t.test('an unknown token, or one of another user, is not found', async (t) => {
     const db = new RecordingDb().reply('findOneAndUpdate', null).reply('findOne', null)
-    t.same(await storeOn(db).rotate(rotation(T0)), { outcome: 'not-found' })
+    t.strictSame(await storeOn(db).rotate(rotation(T0)), { outcome: 'not-found' })
     t.strictSame(db.calls[1], { method: 'findOne', args: [{ hash: 'parent-hash', userId: 'user-1' }, { projection: { _id: 0 } }] })
     t.equal(db.calls.length, 2, 'nothing is written')
   })
 
   t.test('a token past expiresAt is not found even while the TTL monitor has not deleted it', async (t) => {
     const db = new RecordingDb().reply('findOneAndUpdate', null).reply('findOne', documentOf({ ...rotated, expiresAt: T0 + 5000 }))
-    t.same(await storeOn(db).rotate(rotation(T0 + 5000)), { outcome: 'not-found' })
+    t.strictSame(await storeOn(db).rotate(rotation(T0 + 5000)), { outcome: 'not-found' })
     t.equal(db.calls.length, 2, 'nothing is written')
   })
 
   t.test('an unrotated token that the update missed (stored after it ran) is not found', async (t) => {
     const db = new RecordingDb().reply('findOneAndUpdate', null).reply('findOne', documentOf(recordAt(T0)))
-    t.same(await storeOn(db).rotate(rotation(T0)), { outcome: 'not-found' })
+    t.strictSame(await storeOn(db).rotate(rotation(T0)), { outcome: 'not-found' })
     t.equal(db.calls.length, 2, 'nothing is written')
   })
 
@@ -374,8 +374,8 @@ t.test('when the conditional update misses, the record is read to tell grace, re
       .reply('findOne', documentOf(rotated), documentOf(rotated), { _id: 'x' })
       .reply('updateOne', { upsertedCount: 0 }, { upsertedCount: 1 })
     const store = storeOn(db)
-    t.same(await store.rotate(rotation(rotatedAt + 1)), { outcome: 'grace', record: rotated })
-    t.same(await store.rotate(rotation(rotatedAt + GRACE)), { outcome: 'grace', record: rotated }, 'exactly graceMs later')
+    t.strictSame(await store.rotate(rotation(rotatedAt + 1)), { outcome: 'grace', record: rotated })
+    t.strictSame(await store.rotate(rotation(rotatedAt + GRACE)), { outcome: 'grace', record: rotated }, 'exactly graceMs later')
     t.same(db.methods(), ['findOneAndUpdate', 'findOne', 'updateOne', 'findOneAndUpdate', 'findOne', 'updateOne', 'findOne'],
       'the repairing upsert that inserted re-checks the parent')
     const repaired = db.calls[5].args
@@ -387,13 +387,13 @@ t.test('when the conditional update misses, the record is read to tell grace, re
 
   t.test('the same child after the grace window is reuse, and nothing is written', async (t) => {
     const db = new RecordingDb().reply('findOneAndUpdate', null).reply('findOne', documentOf(rotated))
-    t.same(await storeOn(db).rotate(rotation(rotatedAt + GRACE + 1)), { outcome: 'reused', record: rotated })
+    t.strictSame(await storeOn(db).rotate(rotation(rotatedAt + GRACE + 1)), { outcome: 'reused', record: rotated })
     t.same(db.methods(), ['findOneAndUpdate', 'findOne'])
   })
 
   t.test('another child within the grace window is reuse, and that child is never stored', async (t) => {
     const db = new RecordingDb().reply('findOneAndUpdate', null).reply('findOne', documentOf(rotated))
-    t.same(await storeOn(db).rotate(rotation(rotatedAt + 1, { childHash: 'forged-child' })), { outcome: 'reused', record: rotated })
+    t.strictSame(await storeOn(db).rotate(rotation(rotatedAt + 1, { childHash: 'forged-child' })), { outcome: 'reused', record: rotated })
     t.same(db.methods(), ['findOneAndUpdate', 'findOne'])
   })
 
@@ -403,7 +403,7 @@ t.test('when the conditional update misses, the record is read to tell grace, re
       .reply('findOne', documentOf(rotated), null)
       .reply('updateOne', { upsertedCount: 1 })
       .reply('deleteOne', { deletedCount: 1 })
-    t.same(await storeOn(db).rotate(rotation(rotatedAt + 1)), { outcome: 'not-found' })
+    t.strictSame(await storeOn(db).rotate(rotation(rotatedAt + 1)), { outcome: 'not-found' })
     t.same(db.methods(), ['findOneAndUpdate', 'findOne', 'updateOne', 'findOne', 'deleteOne'])
   })
 })
