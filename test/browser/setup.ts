@@ -73,6 +73,7 @@ export class Wire {
   /** Forget what was seen so far, so that the next assertions count one step only. */
   reset (): void {
     this.requests.length = 0
+    this.refreshErrors.length = 0
   }
 }
 
