@@ -3,6 +3,7 @@ import type { RefreshTokenStore, RevocationStore } from '../lib/index.js'
 import type { ExampleEnv } from './app.js'
 import type { UserRegistry } from './users.js'
 import type { LoginLimiter } from './login-limiter.js'
+import { selectRedisStores } from './redis.js'
 import { MongoRefreshTokenStore } from '../lib/index.js'
 
 /** The stores the environment selects; anything left undefined falls back to memory. */
@@ -20,10 +21,11 @@ export interface SelectedStores {
  * MONGODB_URL as well: refresh tokens in MongoDB instead.
  */
 export async function selectStores (app: FastifyInstance, env: ExampleEnv): Promise<SelectedStores> {
-  void app
   // --- redis: wired by the Redis adapter ---
   if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
-    throw new Error('REDIS_URL is not supported by this build of the example yet')
+    const selected = await selectRedisStores(app, env.REDIS_URL)
+    // Revocation stays in Redis; with MONGODB_URL as well, refresh tokens move to MongoDB.
+    return env.MONGODB_URL !== undefined && env.MONGODB_URL !== '' ? withMongoRefreshTokens(env.MONGODB_URL, selected) : selected
   }
   // --- mongodb: wired by the MongoDB adapter ---
   if (env.MONGODB_URL !== undefined && env.MONGODB_URL !== '') {
