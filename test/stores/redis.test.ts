@@ -81,8 +81,14 @@ t.test('refresh records and their indexes expire with the newest token', async (
 
   const later = now + DAY
   await store.rotate({
-    userId: record.userId, hash: record.hash, childHash: 'child', childExpiresAt: later + 7 * DAY,
-    now: later, graceMs: 10_000, userAgent: null, ip: null
+    userId: record.userId,
+    hash: record.hash,
+    childHash: 'child',
+    childExpiresAt: later + 7 * DAY,
+    now: later,
+    graceMs: 10_000,
+    userAgent: null,
+    ip: null
   })
   t.same(await client.hgetall(`${base}r:child`), {
     hash: 'child',
@@ -135,8 +141,14 @@ t.test('deleting a session removes its records and its index entries', async (t)
   await store.create(record)
   await store.create(sibling)
   await store.rotate({
-    userId: record.userId, hash: record.hash, childHash: 'c1', childExpiresAt: now + 7 * DAY,
-    now, graceMs: 0, userAgent: 'ua', ip: '1.2.3.4'
+    userId: record.userId,
+    hash: record.hash,
+    childHash: 'c1',
+    childExpiresAt: now + 7 * DAY,
+    now,
+    graceMs: 0,
+    userAgent: 'ua',
+    ip: '1.2.3.4'
   })
   t.equal(await store.deleteSession(record.userId, record.sessionId), true)
   const base = userKeyBase(prefix, record.userId)
@@ -153,8 +165,14 @@ t.test('an ioredis keyPrefix on the client applies to the keys the scripts deriv
   const record = makeRecord(now)
   await store.create(record)
   await store.rotate({
-    userId: record.userId, hash: record.hash, childHash: 'c1', childExpiresAt: now + 7 * DAY,
-    now, graceMs: 0, userAgent: 'ua', ip: null
+    userId: record.userId,
+    hash: record.hash,
+    childHash: 'c1',
+    childExpiresAt: now + 7 * DAY,
+    now,
+    graceMs: 0,
+    userAgent: 'ua',
+    ip: null
   })
   const keys = await client.keys(`*${prefix}*`)
   t.equal(keys.length, 4, 'parent, child, session index, user index')
