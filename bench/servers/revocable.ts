@@ -1,0 +1,33 @@
+// Servers 3 and 4: this package's umbrella plugin, with memory stores or (with
+// BENCH_STORE=redis) the Redis stores on the bench's private redis-server.
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+import revocableJwt from '../../lib/index.js'
+import { RedisRefreshTokenStore, RedisRevocationStore } from '../../lib/stores/redis.js'
+import { BENCH_SECRET, loginSchema, redisUrl, serveFastify } from '../common.js'
+
+const useRedis = process.env.BENCH_STORE === 'redis'
+// Auto-pipelining: the concurrent requests' MGETs leave in one write per tick.
+const redis = useRedis ? new Redis(redisUrl(), { enableAutoPipelining: true }) : undefined
+const stores = redis === undefined
+  ? {}
+  : {
+      revocationStore: new RedisRevocationStore({ client: redis, keyPrefix: 'bench:' }),
+      refreshTokenStore: new RedisRefreshTokenStore({ client: redis, keyPrefix: 'bench:' })
+    }
+
+const app = Fastify({ logger: false })
+await app.register(revocableJwt, { secret: BENCH_SECRET, prefix: '/auth', ...stores })
+
+app.get('/me', { onRequest: [app.authenticate] }, async function me (request) {
+  return { id: (request.auth as NonNullable<typeof request.auth>).userId }
+})
+
+app.post<{ Body: { id: string } }>('/login', { schema: { body: loginSchema } }, async function login (request, reply) {
+  return reply.issueTokens({ id: request.body.id })
+})
+
+await serveFastify(app, async () => {
+  await app.close()
+  redis?.disconnect()
+})
