@@ -2,7 +2,6 @@ import t from 'tap'
 import { generateKeyPairSync } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
-import { createSigner } from 'fast-jwt'
 import revocableJwt, {
   revocableJwtAuthenticate,
   revocableJwtCore,
@@ -10,7 +9,7 @@ import revocableJwt, {
   revocableJwtTokenVersions,
   type RevocableJwtOptions
 } from '../lib/index.js'
-import { TEST_SECRET, bearer } from './helper.js'
+import { TEST_SECRET, bearer, testSigner } from './helper.js'
 
 /** An app with the umbrella plugin, a login route that issues tokens for `?user=`, and a protected route. */
 async function appWith (options: Partial<RevocableJwtOptions> = {}, before?: (app: FastifyInstance) => Promise<void>): Promise<FastifyInstance> {
@@ -48,7 +47,7 @@ t.test('issuer and audience are required when configured', async (t) => {
   t.teardown(() => app.close())
   const token = await loginAs(app)
   const payload = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString())
-  const sign = (claims: Record<string, unknown>) => createSigner({ key: TEST_SECRET, typ: 'at+jwt', expiresIn: 60_000 })({ sub: 'alice', sid: payload.sid, jti: 'j1', ver: 0, ...claims })
+  const sign = (claims: Record<string, unknown>) => testSigner({ key: TEST_SECRET, typ: 'at+jwt', expiresIn: 60_000 })({ sub: 'alice', sid: payload.sid, jti: 'j1', ver: 0, ...claims })
   for (const [name, claims] of [
     ['wrong issuer', { iss: 'https://evil.example', aud: 'api' }],
     ['wrong audience', { iss: 'https://auth.example', aud: 'other' }],
@@ -77,9 +76,9 @@ for (const [algorithm, type, keyOptions] of [
     t.equal(JSON.parse(Buffer.from(token.split('.')[0], 'base64url').toString()).alg, algorithm)
     t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200)
     const payload = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString())
-    const forged = createSigner({ key: other.privateKey, algorithm, typ: 'at+jwt', expiresIn: 60_000 })({ ...payload, iat: undefined, exp: undefined })
+    const forged = testSigner({ key: other.privateKey, algorithm, typ: 'at+jwt', expiresIn: 60_000 })({ ...payload, iat: undefined, exp: undefined })
     t.equal((await app.inject({ url: '/protected', headers: bearer(forged) })).json().code, 'TOKEN_INVALID')
-    const hmacWithPublicKey = createSigner({ key: pair.publicKey, algorithm: 'HS256', typ: 'at+jwt', expiresIn: 60_000 })({ ...payload, iat: undefined, exp: undefined })
+    const hmacWithPublicKey = testSigner({ key: pair.publicKey, algorithm: 'HS256', typ: 'at+jwt', expiresIn: 60_000 })({ ...payload, iat: undefined, exp: undefined })
     t.equal((await app.inject({ url: '/protected', headers: bearer(hmacWithPublicKey) })).json().code, 'TOKEN_INVALID', 'no algorithm confusion')
   })
 }
@@ -99,9 +98,9 @@ t.test('keys selected by kid allow rotation: old tokens verify, new ones are sig
   t.equal(JSON.parse(Buffer.from(newToken.split('.')[0], 'base64url').toString()).kid, 'k2')
   t.equal((await app.inject({ url: '/protected', headers: bearer(newToken) })).statusCode, 200)
   const payload = JSON.parse(Buffer.from(newToken.split('.')[1], 'base64url').toString())
-  const unknownKid = createSigner({ key: newKey.secret, kid: 'k9', typ: 'at+jwt', expiresIn: 60_000 })({ ...payload, iat: undefined, exp: undefined })
+  const unknownKid = testSigner({ key: newKey.secret, kid: 'k9', typ: 'at+jwt', expiresIn: 60_000 })({ ...payload, iat: undefined, exp: undefined })
   t.equal((await app.inject({ url: '/protected', headers: bearer(unknownKid) })).json().code, 'TOKEN_INVALID', 'an unknown kid is refused')
-  const wrongKid = createSigner({ key: newKey.secret, kid: 'k1', typ: 'at+jwt', expiresIn: 60_000 })({ ...payload, iat: undefined, exp: undefined })
+  const wrongKid = testSigner({ key: newKey.secret, kid: 'k1', typ: 'at+jwt', expiresIn: 60_000 })({ ...payload, iat: undefined, exp: undefined })
   t.equal((await app.inject({ url: '/protected', headers: bearer(wrongKid) })).json().code, 'TOKEN_INVALID', 'a kid naming another key is refused')
 
   const retired = await appWith({ secret: undefined, keys: [newKey], refreshTokenSecret: TEST_SECRET })
@@ -203,7 +202,7 @@ t.test('the plugins register alone, in dependency order, and a wrong order fails
 
   const wrong = Fastify()
   wrong.register(revocableJwtAuthenticate)
-  await t.rejects(wrong.ready(), { message: /fastify-revocable-jwt-core/ })
+  await t.rejects(async () => { await wrong.ready() }, { message: /fastify-revocable-jwt-core/ })
 })
 
 t.test('the routes can be switched off and moved under another prefix', async (t) => {

@@ -1,8 +1,8 @@
 // The example server's HTTP contract (../shared/DESIGN.md), row by row, through build().
 import t from 'tap'
-import { createSigner } from 'fast-jwt'
+import type { InjectOptions } from 'fastify'
 import { MemoryRefreshTokenStore, MemoryRevocationStore } from '../lib/index.js'
-import { TEST_SECRET, TestClock, bearer, build, login, refreshCookie, registerAndLogin } from './helper.js'
+import { TEST_SECRET, TestClock, bearer, build, login, refreshCookie, registerAndLogin, testSigner } from './helper.js'
 
 const JSON_HEADERS = { 'content-type': 'application/json' }
 
@@ -306,7 +306,7 @@ t.test('GET /me and the access-token failures', async (t) => {
   const none = Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url')
   await expect(bearer(`${none}.${p}.`), 'TOKEN_INVALID', 'alg none')
 
-  const signWith = (options: Parameters<typeof createSigner>[0]) => createSigner({ key: TEST_SECRET, ...options } as Parameters<typeof createSigner>[0])
+  const signWith = (options: Record<string, unknown>) => testSigner({ key: TEST_SECRET, ...options })
   const claims = { sub: session.userId, sid: payload.sid, jti: 'another-jti-value', ver: 0 }
   await expect(bearer(signWith({ algorithm: 'HS512', typ: 'at+jwt', expiresIn: 60_000 })(claims)), 'TOKEN_INVALID', 'another algorithm with the same secret')
   await expect(bearer(signWith({ algorithm: 'HS256', expiresIn: 60_000 })(claims)), 'TOKEN_INVALID', 'a plain JWT of the same app (typ JWT)')
@@ -314,7 +314,7 @@ t.test('GET /me and the access-token failures', async (t) => {
   await expect(bearer(signWith({ algorithm: 'HS256', typ: 'at+jwt', expiresIn: 60_000 })({ ...claims, ver: 'zero' })), 'TOKEN_INVALID', 'wrong claim types')
   const expired = signWith({ algorithm: 'HS256', typ: 'at+jwt', expiresIn: 900_000, clockTimestamp: Date.now() - 901_000 })(claims)
   await expect(bearer(expired), 'TOKEN_EXPIRED', 'expired')
-  const expiredForged = createSigner({ key: 'another-secret-that-is-long-enough-000', algorithm: 'HS256', typ: 'at+jwt', expiresIn: 900_000, clockTimestamp: Date.now() - 901_000 })(claims)
+  const expiredForged = testSigner({ key: 'another-secret-that-is-long-enough-000', algorithm: 'HS256', typ: 'at+jwt', expiresIn: 900_000, clockTimestamp: Date.now() - 901_000 })(claims)
   await expect(bearer(expiredForged), 'TOKEN_INVALID', 'an expired token with a bad signature is invalid, not expired')
 
   const expiredRes = await me(bearer(expired))
@@ -369,7 +369,7 @@ t.test('a store outage answers 503 AUTH_STORE_UNAVAILABLE and lets nothing throu
     ['logout', { method: 'POST', url: '/auth/logout', headers: bearer(session.accessToken) }],
     ['sessions', { url: '/auth/sessions', headers: bearer(session.accessToken) }]
   ] as const) {
-    const res = await app.inject(request as Parameters<typeof app.inject>[0])
+    const res = await app.inject(request as InjectOptions)
     t.equal(res.statusCode, 503, name)
     t.same(res.json(), { statusCode: 503, code: 'AUTH_STORE_UNAVAILABLE', error: 'Service Unavailable', message: 'Authentication store unavailable' }, `${name}: no stack, no detail`)
   }

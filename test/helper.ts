@@ -1,3 +1,4 @@
+import { createSigner } from 'fast-jwt'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { build as buildExample, type BuildOptions } from '../example/app.js'
 
@@ -54,4 +55,12 @@ export function refreshCookie (res: LightMyRequestResponse, name = 'refresh_toke
 
 export function bearer (token: string): Record<string, string> {
   return { authorization: `Bearer ${token}` }
+}
+
+/**
+ * A fast-jwt signer for forging test tokens. fast-jwt supports the `typ` option but
+ * its types omit it, hence the loose options type.
+ */
+export function testSigner (options: Record<string, unknown>): (payload: Record<string, unknown>) => string {
+  return createSigner(options as Parameters<typeof createSigner>[0]) as unknown as (payload: Record<string, unknown>) => string
 }
