@@ -165,3 +165,42 @@ t.test('a revoked token is refused after its one MGET as well', async (t) => {
   stats.delete('config|resetstat')
   t.same(Object.fromEntries(stats), { mget: 1 })
 })
+
+t.test('login, refresh, logout and logout-all cost the commands the docs list', async (t) => {
+  const app = await buildApp({ redis: { url: server.url } })
+  t.teardown(() => app.close())
+  await app.ready()
+  // Commands the client sends; commandstats also counts those run inside the scripts.
+  // ioredis sends a script as EVAL the first time on a connection and EVALSHA after,
+  // so both count as one `script`.
+  async function measure (run: () => Promise<unknown>): Promise<Record<string, number>> {
+    await admin.config('RESETSTAT')
+    await run()
+    const stats = await commandStats()
+    const sent: Record<string, number> = {}
+    for (const name of ['mget', 'get', 'set', 'incr']) if (stats.has(name)) sent[name] = stats.get(name) as number
+    const scripts = (stats.get('eval') ?? 0) + (stats.get('evalsha') ?? 0)
+    if (scripts > 0) sent.script = scripts
+    return sent
+  }
+  let token = ''
+  t.same(await measure(async () => { token = await login(app, 'frank') }), { get: 1, script: 1 }, 'login: GET version, then the create script')
+  const cookie = refreshCookieOf(await app.inject({ method: 'POST', url: '/login?user=frank' }))
+  t.same(await measure(async () => {
+    const res = await app.inject({ method: 'POST', url: '/auth/refresh', cookies: { refresh_token: cookie } })
+    t.equal(res.statusCode, 200)
+  }), { get: 1, script: 1 }, 'refresh: the rotate script and GET version, sent together')
+  t.same(await measure(async () => {
+    const res = await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(token) })
+    t.equal(res.statusCode, 204)
+  }), { mget: 1, set: 2, script: 1 }, 'logout: MGET, then SET jti, SET sid and the delete-session script together')
+  const other = await login(app, 'frank')
+  t.same(await measure(async () => {
+    const res = await app.inject({ method: 'POST', url: '/auth/logout-all', headers: bearer(other) })
+    t.equal(res.statusCode, 204)
+  }), { mget: 1, incr: 1, script: 1 }, 'logout-all: MGET, then INCR and the delete-user script together')
+})
+
+function refreshCookieOf (res: { cookies: Array<{ name: string, value: string }> }): string {
+  return res.cookies.find(c => c.name === 'refresh_token')?.value as string
+}
