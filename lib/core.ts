@@ -12,7 +12,7 @@ import type {
   RevocationStore,
   SessionRecord
 } from '../types/index.js'
-import { TokenExpiredError, TokenInvalidError } from './errors.js'
+import { AuthStoreUnavailableError, TokenExpiredError, TokenInvalidError } from './errors.js'
 import { resolveOptions, type ResolvedOptions } from './options.js'
 import { guardStore } from './store-guard.js'
 import { MemoryRefreshTokenStore, MemoryRevocationStore } from './stores/memory.js'
@@ -49,7 +49,9 @@ export interface Internals {
   clientInfo: (request: FastifyRequest) => { userAgent: string | null, ip: string | null }
   emit: <K extends keyof RevocableJwtEvents>(event: K, ...args: RevocableJwtEvents[K]) => void
   /** Delete the session's refresh tokens (unless done already) and revoke its access tokens. */
-  revokeSessionEverywhere: (userId: string, sessionId: string, reason: SessionRevokeReason, refreshAlreadyDeleted?: boolean) => Promise<boolean>
+  revokeSessionEverywhere: (userId: string, sessionId: string, reason: SessionRevokeReason) => Promise<boolean>
+  /** Extra claims for a user's access tokens, from the `accessTokenClaims` option. */
+  extraClaims: (userId: string) => Promise<Record<string, unknown> | undefined>
 }
 
 type SessionRevokeReason = RevocableJwtEvents['sessionRevoked'][0]['reason']
@@ -64,11 +66,18 @@ function isShortString (value: unknown, max: number): value is string {
   return typeof value === 'string' && value.length > 0 && value.length <= max
 }
 
-/** A user id as this package accepts it: a non-empty string of at most 128 characters. */
+/** A user id as this package accepts it: a non-empty string of at most 128 bytes in UTF-8. */
 export function checkUserId (userId: unknown, name = 'user id'): asserts userId is string {
-  if (!isShortString(userId, MAX_USER_ID_LENGTH)) {
-    throw new TypeError(`${name} must be a non-empty string of at most ${MAX_USER_ID_LENGTH} characters`)
+  if (!isShortString(userId, MAX_USER_ID_LENGTH) || Buffer.byteLength(userId) > MAX_USER_ID_LENGTH) {
+    throw new TypeError(`${name} must be a non-empty string of at most ${MAX_USER_ID_LENGTH} bytes`)
   }
+}
+
+function checkVersion (version: unknown): number {
+  if (!Number.isSafeInteger(version) || (version as number) < 0) {
+    throw new AuthStoreUnavailableError({ cause: new TypeError(`a token version must be a non-negative integer, got ${String(version)}`) })
+  }
+  return version as number
 }
 
 function checkClaimsShape (payload: Record<string, unknown>): AccessTokenClaims {
@@ -94,43 +103,47 @@ const fastifyRevocableJwtCore: FastifyPluginAsync<RevocableJwtCoreOptions> = asy
     await fastify.register(fastifyCookie)
   }
 
-  // Our own @fastify/jwt instance per key, in a namespace: access tokens never share a
-  // key or verifier with the host app's JWTs, and the verifier is built once.
+  // A private @fastify/jwt instance per key, registered in an encapsulated child
+  // context: access tokens never share a key or verifier with the host app's JWTs,
+  // the host may register its own @fastify/jwt before or after us, and the
+  // verifier is built once.
   const signers: Signer[] = []
   const verifiers = new Map<string | undefined, Verifier>()
   let decodeHeader: Decoder | undefined
-  for (const key of options.keys) {
-    const namespace = `revocableJwt${++jwtNamespaceCounter}`
-    const hmac = options.algorithm.startsWith('HS')
-    const signKey = key.signKey
-    await fastify.register(fastifyJwt, {
-      namespace,
-      secret: hmac ? key.verifyKey : { private: signKey as string, public: key.verifyKey as string },
-      sign: {
-        algorithm: options.algorithm,
-        expiresIn: options.accessTokenTtlMs / 1000,
-        typ: options.tokenType,
-        ...(key.kid !== undefined && { kid: key.kid }),
-        ...(options.issuer !== undefined && { iss: options.issuer }),
-        ...(options.audience !== undefined && { aud: options.audience })
-      },
-      verify: {
-        algorithms: [options.algorithm],
-        complete: true,
-        checkTyp: options.tokenType.toLowerCase(),
-        // allowedIss/allowedAud only judge a claim that is present: require it too.
-        requiredClaims: [...CLAIMS_REQUIRED, ...(options.issuer !== undefined ? ['iss'] : []), ...(options.audience !== undefined ? ['aud'] : [])],
-        cache: options.verifyCacheSize === 0 ? false : options.verifyCacheSize,
-        ...(options.issuer !== undefined && { allowedIss: options.issuer }),
-        ...(options.audience !== undefined && { allowedAud: options.audience })
-      },
-      decode: { complete: true }
-    } as Parameters<typeof fastifyJwt>[1])
-    const jwt = (fastify.jwt as unknown as Record<string, { sign: Signer, verify: Verifier, decode: Decoder }>)[namespace]
-    if (signKey !== undefined) signers.push(jwt.sign)
-    verifiers.set(key.kid, jwt.verify)
-    decodeHeader ??= jwt.decode
-  }
+  await fastify.register(async function revocableJwtKeys (child) {
+    for (const key of options.keys) {
+      const namespace = `revocableJwt${++jwtNamespaceCounter}`
+      const hmac = options.algorithm.startsWith('HS')
+      const signKey = key.signKey
+      await child.register(fastifyJwt, {
+        namespace,
+        secret: hmac ? key.verifyKey : { private: signKey as string, public: key.verifyKey as string },
+        sign: {
+          algorithm: options.algorithm,
+          expiresIn: options.accessTokenTtlMs / 1000,
+          typ: options.tokenType,
+          ...(key.kid !== undefined && { kid: key.kid }),
+          ...(options.issuer !== undefined && { iss: options.issuer }),
+          ...(options.audience !== undefined && { aud: options.audience })
+        },
+        verify: {
+          algorithms: [options.algorithm],
+          complete: true,
+          checkTyp: options.tokenType.toLowerCase(),
+          // allowedIss/allowedAud only judge a claim that is present: require it too.
+          requiredClaims: [...CLAIMS_REQUIRED, ...(options.issuer !== undefined ? ['iss'] : []), ...(options.audience !== undefined ? ['aud'] : [])],
+          cache: options.verifyCacheSize === 0 ? false : options.verifyCacheSize,
+          ...(options.issuer !== undefined && { allowedIss: options.issuer }),
+          ...(options.audience !== undefined && { allowedAud: options.audience })
+        },
+        decode: { complete: true }
+      } as Parameters<typeof fastifyJwt>[1])
+      const jwt = (child.jwt as unknown as Record<string, { sign: Signer, verify: Verifier, decode: Decoder }>)[namespace]
+      if (signKey !== undefined) signers.push(jwt.sign)
+      verifiers.set(key.kid, jwt.verify)
+      decodeHeader ??= jwt.decode
+    }
+  })
   const sign = signers[0]
   const singleVerifier = verifiers.size === 1 ? verifiers.values().next().value as Verifier : undefined
 
@@ -202,24 +215,39 @@ const fastifyRevocableJwtCore: FastifyPluginAsync<RevocableJwtCoreOptions> = asy
     }
   }
 
-  const lookupVersion = opts.getTokenVersion
-  const getVersion = lookupVersion !== undefined
-    ? (userId: string) => guard(() => lookupVersion(userId))
-    : (userId: string) => guard(() => revocationStore.getTokenVersion(userId))
+  // Versions are read and bumped in one place: the app's own record, or the revocation store.
+  const { getTokenVersion: lookupVersion, bumpTokenVersion: bumpLookupVersion } = options
+  const readVersion = lookupVersion !== undefined
+    ? (userId: string) => lookupVersion(userId)
+    : (userId: string) => revocationStore.getTokenVersion(userId)
+  const writeVersion = bumpLookupVersion !== undefined
+    ? (userId: string) => bumpLookupVersion(userId)
+    : (userId: string) => revocationStore.bumpTokenVersion(userId)
+
+  async function getVersion (userId: string): Promise<number> {
+    return checkVersion(await guard(() => readVersion(userId)))
+  }
 
   async function bumpVersion (userId: string): Promise<number> {
-    const version = await guard(() => revocationStore.bumpTokenVersion(userId))
+    const version = checkVersion(await guard(() => writeVersion(userId)))
     emit('tokenVersionBumped', { userId, version })
     return version
   }
 
-  async function revokeSessionEverywhere (userId: string, sessionId: string, reason: SessionRevokeReason, refreshAlreadyDeleted = false): Promise<boolean> {
-    const [deleted] = await Promise.all([
-      refreshAlreadyDeleted ? true : guard(() => refreshTokenStore.deleteSession(userId, sessionId)),
-      // Access tokens of the session may be up to one access-token lifetime old.
-      guard(() => revocationStore.revokeSession(userId, sessionId, now() + options.accessTokenTtlMs))
-    ])
-    emit('sessionRevoked', { userId, sessionId, reason })
+  // A revoked session must outlive every access token of it, including one minted by a
+  // refresh that raced the revocation (bounded by the store timeout).
+  const sessionRevocationMs = options.accessTokenTtlMs + options.storeTimeoutMs
+
+  /**
+   * Revoke the session's access tokens first (idempotent, keyed by user), then delete
+   * its refresh tokens: a failure in between leaves a retry that still completes.
+   */
+  async function revokeSessionEverywhere (userId: string, sessionId: string, reason: SessionRevokeReason): Promise<boolean> {
+    await guard(() => revocationStore.revokeSession(userId, sessionId, now() + sessionRevocationMs))
+    const deleted = await guard(() => refreshTokenStore.deleteSession(userId, sessionId))
+    if (deleted || reason === 'reuse' || reason === 'stale-version' || reason === 'logout') {
+      emit('sessionRevoked', { userId, sessionId, reason })
+    }
     return deleted
   }
 
@@ -235,6 +263,14 @@ const fastifyRevocableJwtCore: FastifyPluginAsync<RevocableJwtCoreOptions> = asy
   async function listSessions (userId: string): Promise<SessionRecord[]> {
     checkUserId(userId)
     return await guard(() => refreshTokenStore.listSessions(userId, now()))
+  }
+
+  const claimsOf = options.accessTokenClaims
+  async function extraClaims (userId: string): Promise<Record<string, unknown> | undefined> {
+    if (claimsOf === undefined) return undefined
+    const claims = await claimsOf(userId)
+    if (claims === null || typeof claims !== 'object') throw new TypeError('accessTokenClaims must return an object of claims')
+    return claims
   }
 
   function clientInfo (request: FastifyRequest): { userAgent: string | null, ip: string | null } {
@@ -259,9 +295,10 @@ const fastifyRevocableJwtCore: FastifyPluginAsync<RevocableJwtCoreOptions> = asy
     clearRefreshCookie,
     clientInfo,
     emit,
-    revokeSessionEverywhere
+    revokeSessionEverywhere,
+    extraClaims
   }
-  const { keys: _keys, refreshTokenSecret: _secret, revocationStore: _r, refreshTokenStore: _s, getTokenVersion: _g, now: _n, redis: _redis, ...publicOptions } = options
+  const { keys: _keys, refreshTokenSecret: _secret, revocationStore: _r, refreshTokenStore: _s, getTokenVersion: _g, bumpTokenVersion: _b, accessTokenClaims: _c, now: _n, redis: _redis, ...publicOptions } = options
   const namespace: NamespaceWithInternals = {
     options: Object.freeze(publicOptions),
     revocationStore,

@@ -8,18 +8,19 @@ export const ISSUANCE_PLUGIN_NAME = 'fastify-revocable-jwt-issuance'
 
 const fastifyRevocableJwtIssuance: FastifyPluginAsync = async function fastifyRevocableJwtIssuance (fastify) {
   const internals = getInternals(fastify)
-  const { options, refreshTokenStore, guard, getVersion, signAccessToken, setRefreshCookie, clearRefreshCookie, clientInfo } = internals
+  const { options, refreshTokenStore, guard, getVersion, signAccessToken, setRefreshCookie, clearRefreshCookie, clientInfo, extraClaims } = internals
   const expiresIn = Math.floor(options.accessTokenTtlMs / 1000)
 
   async function issueTokens (this: FastifyReply, subject: TokenSubject): Promise<IssuedTokens> {
-    if (subject === null || typeof subject !== 'object') throw new TypeError('issueTokens needs a subject { id, claims? }')
+    if (subject === null || typeof subject !== 'object') throw new TypeError('issueTokens needs a subject { id }')
     checkUserId(subject.id, 'subject.id')
+    if ('claims' in subject) throw new TypeError('issueTokens takes no claims: give the accessTokenClaims option, so that refreshed tokens carry them too')
     const userId = subject.id
-    const version = await getVersion(userId)
+    const [version, claims] = await Promise.all([getVersion(userId), extraClaims(userId)])
     const now = options.now()
     const sessionId = randomId()
     const refreshToken = mintRefreshToken(userId)
-    const accessToken = signAccessToken(userId, sessionId, version, subject.claims)
+    const accessToken = signAccessToken(userId, sessionId, version, claims)
     const { userAgent, ip } = clientInfo(this.request)
     await guard(() => refreshTokenStore.create({
       hash: hashToken(refreshToken),
@@ -36,6 +37,7 @@ const fastifyRevocableJwtIssuance: FastifyPluginAsync = async function fastifyRe
       childHash: null
     }))
     setRefreshCookie(this, refreshToken)
+    this.header('cache-control', 'no-store')
     return { accessToken, tokenType: 'Bearer', expiresIn }
   }
 

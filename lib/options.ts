@@ -86,6 +86,8 @@ export interface ResolvedOptions extends NormalizedOptions {
   revocationStore: RevocableJwtCoreOptions['revocationStore']
   refreshTokenStore: RevocableJwtCoreOptions['refreshTokenStore']
   getTokenVersion: RevocableJwtCoreOptions['getTokenVersion']
+  bumpTokenVersion: RevocableJwtCoreOptions['bumpTokenVersion']
+  accessTokenClaims: RevocableJwtCoreOptions['accessTokenClaims']
   now: () => number
   redis: ResolvedRedisOptions | undefined
 }
@@ -229,8 +231,12 @@ export function resolveOptions (options: RevocableJwtCoreOptions): ResolvedOptio
 
   checkStore(options.revocationStore, 'revocationStore', ['check', 'revokeToken', 'revokeSession', 'getTokenVersion', 'bumpTokenVersion'])
   checkStore(options.refreshTokenStore, 'refreshTokenStore', ['create', 'rotate', 'listSessions', 'deleteSession', 'deleteUser'])
-  if (options.getTokenVersion !== undefined && typeof options.getTokenVersion !== 'function') {
-    throw new TypeError('getTokenVersion must be a function')
+  for (const name of ['getTokenVersion', 'bumpTokenVersion', 'accessTokenClaims'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'function') throw new TypeError(`${name} must be a function`)
+  }
+  if ((options.getTokenVersion === undefined) !== (options.bumpTokenVersion === undefined)) {
+    // Reading versions from one place and bumping them in another would make logout-all a no-op.
+    throw new TypeError('getTokenVersion and bumpTokenVersion go together: give both or neither')
   }
   if (options.now !== undefined && typeof options.now !== 'function') throw new TypeError('now must be a function')
   const redis = resolveRedisOptions(options.redis)
@@ -253,6 +259,8 @@ export function resolveOptions (options: RevocableJwtCoreOptions): ResolvedOptio
     revocationStore: options.revocationStore,
     refreshTokenStore: options.refreshTokenStore,
     getTokenVersion: options.getTokenVersion,
+    bumpTokenVersion: options.bumpTokenVersion,
+    accessTokenClaims: options.accessTokenClaims,
     now: options.now ?? Date.now,
     redis
   }

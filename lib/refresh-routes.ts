@@ -51,7 +51,7 @@ function checkRoutesOptions (options: RefreshRoutesOptions): Required<RefreshRou
 const fastifyRevocableJwtRefreshRoutes: FastifyPluginAsync<RefreshRoutesOptions> = async function fastifyRevocableJwtRefreshRoutes (fastify, opts) {
   const routes = checkRoutesOptions(opts ?? {})
   const internals = getInternals(fastify)
-  const { options, refreshTokenStore, revocationStore, guard, getVersion, signAccessToken, setRefreshCookie, clearRefreshCookie, clientInfo, emit } = internals
+  const { options, refreshTokenStore, revocationStore, guard, getVersion, signAccessToken, setRefreshCookie, clearRefreshCookie, clientInfo, emit, extraClaims } = internals
   const { prefix, allowedOrigins, refreshTokenSecret, refreshTokenTtlMs, refreshReuseGraceMs, accessTokenTtlMs } = options
   const expiresIn = Math.floor(accessTokenTtlMs / 1000)
   const base = prefix === '/' ? '' : prefix
@@ -75,22 +75,23 @@ const fastifyRevocableJwtRefreshRoutes: FastifyPluginAsync<RefreshRoutesOptions>
       clearRefreshCookie(reply)
       throw new RefreshTokenInvalidError()
     }
+    // The version is read before rotating: a store failure then leaves the presented
+    // token unrotated, so the client's retry is not mistaken for reuse.
+    const version = await getVersion(userId)
     const now = options.now()
     const child = deriveChildToken(presented, refreshTokenSecret)
+    const childHash = hashToken(child)
     const { userAgent, ip } = clientInfo(request)
-    const [result, version] = await Promise.all([
-      guard(() => refreshTokenStore.rotate({
-        userId,
-        hash: hashToken(presented),
-        childHash: hashToken(child),
-        childExpiresAt: now + refreshTokenTtlMs,
-        now,
-        graceMs: refreshReuseGraceMs,
-        userAgent,
-        ip
-      })),
-      getVersion(userId)
-    ])
+    const result = await guard(() => refreshTokenStore.rotate({
+      userId,
+      hash: hashToken(presented),
+      childHash,
+      childExpiresAt: now + refreshTokenTtlMs,
+      now,
+      graceMs: refreshReuseGraceMs,
+      userAgent,
+      ip
+    }))
     if (result.outcome === 'not-found') {
       clearRefreshCookie(reply)
       throw new RefreshTokenInvalidError()
@@ -108,9 +109,16 @@ const fastifyRevocableJwtRefreshRoutes: FastifyPluginAsync<RefreshRoutesOptions>
       await internals.revokeSessionEverywhere(userId, record.sessionId, 'stale-version')
       throw new RefreshTokenInvalidError()
     }
+    if (record.childHash !== childHash) {
+      // Only possible when instances derive children with different refreshTokenSecrets.
+      request.log.warn('fastify-revocable-jwt: rotated refresh token does not match its stored child; is refreshTokenSecret the same on every instance?')
+      clearRefreshCookie(reply)
+      throw new RefreshTokenInvalidError()
+    }
+    const claims = await extraClaims(userId)
     setRefreshCookie(reply, child)
     reply.header('cache-control', 'no-store')
-    return { accessToken: signAccessToken(userId, record.sessionId, version), tokenType: 'Bearer', expiresIn }
+    return { accessToken: signAccessToken(userId, record.sessionId, version, claims), tokenType: 'Bearer', expiresIn }
   }
 
   fastify.post(`${base}/refresh`, {
@@ -123,10 +131,8 @@ const fastifyRevocableJwtRefreshRoutes: FastifyPluginAsync<RefreshRoutesOptions>
       onRequest: [refuseCrossSite, fastify.authenticate]
     }, async function logout (request, reply) {
       const auth = request.auth as NonNullable<FastifyRequest['auth']>
-      await Promise.all([
-        guard(() => revocationStore.revokeToken(auth.userId, auth.tokenId, auth.expiresAt)),
-        internals.revokeSessionEverywhere(auth.userId, auth.sessionId, 'logout')
-      ])
+      await guard(() => revocationStore.revokeToken(auth.userId, auth.tokenId, auth.expiresAt))
+      await internals.revokeSessionEverywhere(auth.userId, auth.sessionId, 'logout')
       clearRefreshCookie(reply)
       reply.code(204).send()
     })
@@ -165,9 +171,10 @@ const fastifyRevocableJwtRefreshRoutes: FastifyPluginAsync<RefreshRoutesOptions>
       const auth = request.auth as NonNullable<FastifyRequest['auth']>
       const sessionId = request.params.id
       if (!SESSION_ID.test(sessionId)) throw new SessionNotFoundError()
-      const deleted = await guard(() => refreshTokenStore.deleteSession(auth.userId, sessionId))
+      // Revocation is keyed by user, so revoking first is harmless for an id that is not
+      // the user's, and a retry after a failure in between still completes.
+      const deleted = await internals.revokeSessionEverywhere(auth.userId, sessionId, 'revoked')
       if (!deleted) throw new SessionNotFoundError()
-      await internals.revokeSessionEverywhere(auth.userId, sessionId, 'revoked', true)
       if (sessionId === auth.sessionId) clearRefreshCookie(reply)
       reply.code(204).send()
     })

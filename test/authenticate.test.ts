@@ -15,8 +15,8 @@ import { TEST_SECRET, bearer, testSigner } from './helper.js'
 async function appWith (options: Partial<RevocableJwtOptions> = {}, before?: (app: FastifyInstance) => Promise<void>): Promise<FastifyInstance> {
   const app = Fastify()
   if (before !== undefined) await before(app)
-  await app.register(revocableJwt, { secret: TEST_SECRET, ...options } as RevocableJwtOptions)
-  app.post<{ Querystring: { user: string } }>('/login', async (request, reply) => reply.issueTokens({ id: request.query.user, claims: { role: 'reader' } }))
+  await app.register(revocableJwt, { secret: TEST_SECRET, accessTokenClaims: () => ({ role: 'reader' }), ...options } as RevocableJwtOptions)
+  app.post<{ Querystring: { user: string } }>('/login', async (request, reply) => reply.issueTokens({ id: request.query.user }))
   app.get('/protected', { onRequest: [app.authenticate] }, async (request) => request.auth)
   await app.ready()
   return app
@@ -130,7 +130,7 @@ t.test('fastify.revokeAccessToken revokes one token until it expires', async (t)
   await app.revokeAccessToken(claims)
   t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).json().code, 'TOKEN_REVOKED')
   t.equal((await app.inject({ url: '/protected', headers: bearer(other) })).statusCode, 200, 'another token of the same user still works')
-  await t.rejects(app.revokeAccessToken({ sub: '', jti: 'x', exp: 1 }), { message: 'claims.sub must be a non-empty string of at most 128 characters' })
+  await t.rejects(app.revokeAccessToken({ sub: '', jti: 'x', exp: 1 }), { message: 'claims.sub must be a non-empty string of at most 128 bytes' })
   await t.rejects(app.revokeAccessToken({ sub: 'a', jti: '', exp: 1 }), { message: 'claims.jti must be a non-empty string' })
 })
 
@@ -148,14 +148,15 @@ t.test('fastify.bumpTokenVersion invalidates every older token of that user only
   t.equal((await app.inject({ url: '/protected', headers: bearer(bob) })).statusCode, 200)
   const fresh = await loginAs(app, 'alice')
   t.equal((await app.inject({ url: '/protected', headers: bearer(fresh) })).json().version, 1, 'new tokens carry the new version')
-  await t.rejects(app.bumpTokenVersion(42 as unknown as string), { message: 'user id must be a non-empty string of at most 128 characters' })
+  await t.rejects(app.bumpTokenVersion(42 as unknown as string), { message: 'user id must be a non-empty string of at most 128 bytes' })
 })
 
 t.test('an app that keeps token versions on its own user record supplies the lookup', async (t) => {
   const versions = new Map([['alice', 3]])
   let lookups = 0
   const app = await appWith({
-    getTokenVersion: async (userId) => { lookups++; return versions.get(userId) ?? 0 }
+    getTokenVersion: async (userId) => { lookups++; return versions.get(userId) ?? 0 },
+    bumpTokenVersion: async (userId) => { versions.set(userId, (versions.get(userId) ?? 0) + 1); return versions.get(userId) as number }
   })
   t.teardown(() => app.close())
   const token = await loginAs(app)
@@ -164,6 +165,11 @@ t.test('an app that keeps token versions on its own user record supplies the loo
   versions.set('alice', 4)
   t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).json().code, 'TOKEN_REVOKED')
   t.ok(lookups >= 3)
+  const fresh = await loginAs(app)
+  t.equal((await app.inject({ url: '/protected', headers: bearer(fresh) })).statusCode, 200)
+  t.equal(await app.bumpTokenVersion('alice'), 5, 'bumping goes to the app\'s record')
+  t.equal(versions.get('alice'), 5)
+  t.equal((await app.inject({ url: '/protected', headers: bearer(fresh) })).json().code, 'TOKEN_REVOKED', 'and takes effect at once')
 })
 
 t.test('issueTokens refuses a bad subject and reserved claims', async (t) => {
@@ -173,11 +179,11 @@ t.test('issueTokens refuses a bad subject and reserved claims', async (t) => {
   await app.ready()
   t.teardown(() => app.close())
   for (const [body, message] of [
-    [{ id: '' }, 'subject.id must be a non-empty string of at most 128 characters'],
-    [{ id: 7 }, 'subject.id must be a non-empty string of at most 128 characters'],
-    [{ id: 'a'.repeat(129) }, 'subject.id must be a non-empty string of at most 128 characters'],
-    [{ id: 'a', claims: { sub: 'root' } }, 'claims.sub is reserved and set by fastify-revocable-jwt'],
-    [{ id: 'a', claims: { exp: 1 } }, 'claims.exp is reserved and set by fastify-revocable-jwt']
+    [{ id: '' }, 'subject.id must be a non-empty string of at most 128 bytes'],
+    [{ id: 7 }, 'subject.id must be a non-empty string of at most 128 bytes'],
+    [{ id: 'a'.repeat(129) }, 'subject.id must be a non-empty string of at most 128 bytes'],
+    [{ id: '€'.repeat(43) }, 'subject.id must be a non-empty string of at most 128 bytes'],
+    [{ id: 'a', claims: { role: 'admin' } }, 'issueTokens takes no claims: give the accessTokenClaims option, so that refreshed tokens carry them too']
   ] as const) {
     const res = await app.inject({ method: 'POST', url: '/login', payload: body })
     t.equal(res.statusCode, 500, message)
@@ -246,4 +252,52 @@ t.test('the verify cache can be turned off without changing results', async (t) 
   const claims = (await app.inject({ url: '/protected', headers: bearer(token) })).json().claims
   await app.revokeAccessToken(claims)
   t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).json().code, 'TOKEN_REVOKED')
+})
+
+t.test('claims from accessTokenClaims are in every access token, refreshed ones too', async (t) => {
+  let role = 'reader'
+  const app = await appWith({ accessTokenClaims: async () => ({ role }) })
+  t.teardown(() => app.close())
+  const login = await app.inject({ method: 'POST', url: '/login?user=alice' })
+  t.equal((await app.inject({ url: '/protected', headers: bearer(login.json().accessToken) })).json().claims.role, 'reader')
+  role = 'admin'
+  const refresh = await app.inject({ method: 'POST', url: '/auth/refresh', cookies: { refresh_token: login.cookies.find(c => c.name === 'refresh_token')?.value as string } })
+  t.equal(refresh.statusCode, 200)
+  t.equal((await app.inject({ url: '/protected', headers: bearer(refresh.json().accessToken) })).json().claims.role, 'admin', 'a role change shows at the next refresh')
+
+  const reserved = await appWith({ accessTokenClaims: () => ({ sub: 'root' }) })
+  t.teardown(() => reserved.close())
+  const res = await reserved.inject({ method: 'POST', url: '/login?user=alice' })
+  t.equal(res.statusCode, 500)
+  t.equal(res.json().message, 'claims.sub is reserved and set by fastify-revocable-jwt')
+  t.equal(res.cookies.length, 0, 'no session was started')
+})
+
+t.test('the host app may register its own @fastify/jwt after this plugin', async (t) => {
+  const app = Fastify()
+  await app.register(revocableJwt, { secret: TEST_SECRET })
+  await app.register(fastifyJwt, { secret: 'host-secret-host-secret-host-secret!!' })
+  app.get('/protected', { onRequest: [app.authenticate] }, async () => 'ok')
+  app.get('/host', async (request) => { await request.jwtVerify(); return 'host ok' })
+  app.post('/login', async (_request, reply) => reply.issueTokens({ id: 'alice' }))
+  await app.ready()
+  t.teardown(() => app.close())
+  const ours = (await app.inject({ method: 'POST', url: '/login' })).json().accessToken
+  t.equal((await app.inject({ url: '/protected', headers: bearer(ours) })).body, 'ok')
+  t.equal((await app.inject({ url: '/host', headers: bearer(app.jwt.sign({ sub: 'x' })) })).body, 'host ok')
+  t.equal((await app.inject({ url: '/host', headers: bearer(ours) })).statusCode, 401, 'and neither accepts the other\'s tokens')
+})
+
+t.test('getTokenVersion without bumpTokenVersion is refused at boot', async (t) => {
+  const app = Fastify()
+  app.register(revocableJwt, { secret: TEST_SECRET, getTokenVersion: async () => 0 })
+  await t.rejects(async () => { await app.ready() }, { message: 'getTokenVersion and bumpTokenVersion go together: give both or neither' })
+})
+
+t.test('a version lookup that answers garbage fails closed with 503', async (t) => {
+  const app = await appWith({ getTokenVersion: async () => '3' as unknown as number, bumpTokenVersion: async () => 1 })
+  t.teardown(() => app.close())
+  const res = await app.inject({ method: 'POST', url: '/login?user=alice' })
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'AUTH_STORE_UNAVAILABLE')
 })

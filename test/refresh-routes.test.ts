@@ -74,7 +74,7 @@ t.test('the namespace revokes sessions and lists them for apps with their own ro
   t.equal((await app.inject({ url: '/me', headers: bearer(b.accessToken) })).statusCode, 200)
   t.equal(await app.revocableJwt.logoutAll('alice'), 1)
   t.equal((await app.inject({ url: '/me', headers: bearer(b.accessToken) })).json().code, 'TOKEN_REVOKED')
-  await t.rejects(app.revocableJwt.listSessions(''), { message: 'user id must be a non-empty string of at most 128 characters' })
+  await t.rejects(app.revocableJwt.listSessions(''), { message: 'user id must be a non-empty string of at most 128 bytes' })
   await t.rejects(app.revocableJwt.revokeSession('alice', ''), { message: 'sessionId must be a non-empty string' })
 })
 

@@ -48,7 +48,7 @@ export interface AccessTokenClaims {
   exp: number
   iss?: string
   aud?: string | string[]
-  /** Extra claims given to `issueTokens`. */
+  /** Extra claims from the `accessTokenClaims` option. */
   [claim: string]: unknown
 }
 
@@ -70,10 +70,8 @@ export interface AuthContext {
 
 /** The user an access/refresh token pair is issued to. */
 export interface TokenSubject {
-  /** The user id, written as `sub`. Any non-empty string of at most 128 characters. */
+  /** The user id, written as `sub`. Any non-empty string of at most 128 bytes (UTF-8). Extra claims come from the `accessTokenClaims` option. */
   id: string
-  /** Extra claims for the access token. Reserved claims (`sub`, `sid`, `jti`, `ver`, `iat`, `exp`, `nbf`, `iss`, `aud`) are refused. */
-  claims?: Record<string, unknown>
 }
 
 /** The body that `issueTokens` and the refresh route return. */
@@ -257,10 +255,11 @@ export interface RevocableJwtCoreOptions {
    * HMAC secret (string or Buffer of at least 32 bytes) for HS* algorithms, or
    * `{ private, public }` PEM keys for RS/PS/ES/EdDSA. Give `keys` instead to rotate keys by `kid`.
    */
-  secret?: KeyMaterial | { private?: KeyMaterial, public: KeyMaterial }
+  secret?: KeyMaterial | { private: KeyMaterial, public: KeyMaterial }
   /**
-   * Keys selected by the `kid` header; the first one that has a `secret` signs,
-   * all of them verify. Mutually exclusive with `secret`.
+   * Keys selected by the `kid` header: the first one signs (it must have a `secret`),
+   * all of them verify. Mutually exclusive with `secret`. Set `refreshTokenSecret`
+   * explicitly when rotating keys, or rotated refresh tokens change with `keys[0]`.
    */
   keys?: AccessTokenKey[]
   /**
@@ -348,10 +347,24 @@ export interface RevocableJwtCoreOptions {
   verifyCacheSize?: number
   /**
    * Read the user's token version from the app's own user record instead of the
-   * revocation store. Called on every authenticated request and refresh.
+   * revocation store. Called on every authenticated request, login and refresh.
+   * Give `bumpTokenVersion` with it.
    * @default undefined
    */
   getTokenVersion?: (userId: string) => Promise<number>
+  /**
+   * Increment the token version on the app's own user record and return the new one
+   * (logout-all, password change, `fastify.bumpTokenVersion`). Goes with `getTokenVersion`.
+   * @default undefined
+   */
+  bumpTokenVersion?: (userId: string) => Promise<number>
+  /**
+   * Extra claims for every access token of a user, at login and at each refresh (so a
+   * role change shows at the next refresh). Reserved claims (`sub`, `sid`, `jti`, `ver`,
+   * `iat`, `exp`, `nbf`, `iss`, `aud`) are refused.
+   * @default undefined
+   */
+  accessTokenClaims?: (userId: string) => Record<string, unknown> | Promise<Record<string, unknown>>
   /**
    * The clock, in ms since the epoch. Tests inject one.
    * @default Date.now
@@ -404,7 +417,7 @@ export interface RevocableJwtNamespace {
   readonly events: EventEmitter<RevocableJwtEvents>
   /** Verify an access token's signature, algorithm, `typ`, issuer, audience and shape (no revocation check). */
   verifyAccessToken (token: string): AccessTokenClaims
-  /** Revoke every token of one session of the user; false when the session was unknown. */
+  /** Revoke every token of one session of the user; false (and nothing revoked for anyone else) when the session was not the user's. */
   revokeSession (userId: string, sessionId: string, reason?: 'logout' | 'revoked'): Promise<boolean>
   /** Log the user out everywhere: bump the token version and delete every refresh token. */
   logoutAll (userId: string): Promise<number>

@@ -32,6 +32,18 @@ function checkMemoryOptions (options: MemoryStoreOptions, name: string): Require
   return { now, sweepInterval }
 }
 
+/** Revocations are keyed by user: one user can never revoke another's session id. */
+function key (kind: 't' | 's', userId: string, id: string): string {
+  return `${kind}\u0000${userId}\u0000${id}`
+}
+
+/**
+ * Rotated tokens kept per session for reuse detection. Older ones are forgotten, so a
+ * session refreshed in a loop cannot grow memory without bound; a forgotten ancestor
+ * presented again is refused as invalid rather than detected as reuse.
+ */
+export const MAX_ROTATED_PER_SESSION = 64
+
 /**
  * Revocation store in process memory: the embedded default. Single process only:
  * a second instance of the service does not see what this one revoked.
@@ -64,8 +76,8 @@ export class MemoryRevocationStore implements RevocationStore {
   async check (userId: string, tokenId: string, sessionId: string): Promise<RevocationState> {
     const now = this.#now()
     return {
-      tokenRevoked: this.#isRevoked(`t:${tokenId}`, now),
-      sessionRevoked: this.#isRevoked(`s:${sessionId}`, now),
+      tokenRevoked: this.#isRevoked(key('t', userId, tokenId), now),
+      sessionRevoked: this.#isRevoked(key('s', userId, sessionId), now),
       version: this.#versions.get(userId) ?? 0
     }
   }
@@ -78,12 +90,12 @@ export class MemoryRevocationStore implements RevocationStore {
     if (current === undefined || current < expiresAt) this.#revoked.set(key, expiresAt)
   }
 
-  async revokeToken (_userId: string, tokenId: string, expiresAt: number): Promise<void> {
-    this.#add(`t:${tokenId}`, expiresAt)
+  async revokeToken (userId: string, tokenId: string, expiresAt: number): Promise<void> {
+    this.#add(key('t', userId, tokenId), expiresAt)
   }
 
-  async revokeSession (_userId: string, sessionId: string, expiresAt: number): Promise<void> {
-    this.#add(`s:${sessionId}`, expiresAt)
+  async revokeSession (userId: string, sessionId: string, expiresAt: number): Promise<void> {
+    this.#add(key('s', userId, sessionId), expiresAt)
   }
 
   async getTokenVersion (userId: string): Promise<number> {
@@ -112,6 +124,7 @@ export class MemoryRevocationStore implements RevocationStore {
 
 interface SessionEntry {
   userId: string
+  /** Hashes of the session's tokens, oldest first (a Set keeps insertion order). */
   hashes: Set<string>
 }
 
@@ -173,6 +186,7 @@ export class MemoryRefreshTokenStore implements RefreshTokenStore {
     }
     record.rotatedAt = input.now
     record.childHash = input.childHash
+    this.#forgetOldAncestors(record.sessionId)
     this.#insert({
       ...record,
       hash: input.childHash,
@@ -185,6 +199,16 @@ export class MemoryRefreshTokenStore implements RefreshTokenStore {
       childHash: null
     })
     return { outcome: 'rotated', record: { ...record } }
+  }
+
+  #forgetOldAncestors (sessionId: string): void {
+    const session = this.#sessions.get(sessionId) as SessionEntry
+    // The newest (unrotated) token is always last; only rotated ancestors are dropped.
+    while (session.hashes.size > MAX_ROTATED_PER_SESSION) {
+      const oldest = session.hashes.values().next().value as string
+      session.hashes.delete(oldest)
+      this.#records.delete(oldest)
+    }
   }
 
   async listSessions (userId: string, now: number): Promise<SessionRecord[]> {
