@@ -131,8 +131,10 @@ const fastifyRevocableJwtRefreshRoutes: FastifyPluginAsync<RefreshRoutesOptions>
       onRequest: [refuseCrossSite, fastify.authenticate]
     }, async function logout (request, reply) {
       const auth = request.auth as NonNullable<FastifyRequest['auth']>
-      await guard(() => revocationStore.revokeToken(auth.userId, auth.tokenId, auth.expiresAt))
-      await internals.revokeSessionEverywhere(auth.userId, auth.sessionId, 'logout')
+      await Promise.all([
+        guard(() => revocationStore.revokeToken(auth.userId, auth.tokenId, auth.expiresAt)),
+        internals.revokeSessionEverywhere(auth.userId, auth.sessionId, 'logout')
+      ])
       clearRefreshCookie(reply)
       reply.code(204).send()
     })
