@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import createError from '@fastify/error'
 import revocableJwt, {
   InvalidCredentialsError,
@@ -29,6 +29,10 @@ export interface ExampleEnv {
   COOKIE_SECURE?: string
   REDIS_URL?: string
   MONGODB_URL?: string
+  /** Behind a reverse proxy: `true`, a hop count, or a comma list of proxy addresses (Fastify's trustProxy). */
+  TRUST_PROXY?: string
+  /** Comma list of extra origins allowed to call refresh/logout (e.g. the public https origin). */
+  ALLOWED_ORIGINS?: string
 }
 
 export interface BuildOptions {
@@ -80,6 +84,14 @@ function parseBoolean (value: string | undefined, name: string, fallback: boolea
   throw new TypeError(`${name} must be true or false, got ${JSON.stringify(value)}`)
 }
 
+function parseTrustProxy (value: string | undefined): boolean | number | string {
+  if (value === undefined || value === '') return false
+  if (/^(true|yes)$/i.test(value)) return true
+  if (/^(false|no)$/i.test(value)) return false
+  if (/^\d+$/.test(value)) return Number(value)
+  return value // a comma list of proxy addresses or CIDR ranges
+}
+
 function normaliseEmail (email: string): string {
   return email.trim().toLowerCase()
 }
@@ -89,6 +101,8 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
   const env = options.env ?? (process.env as ExampleEnv)
   const app = Fastify({
     logger: options.logger ?? false,
+    // A hop count is accepted by Fastify at run time though its types omit numbers.
+    trustProxy: parseTrustProxy(env.TRUST_PROXY) as boolean,
     bodyLimit: BODY_LIMIT,
     // Refuse unknown body fields instead of silently dropping them.
     ajv: { customOptions: { removeAdditional: false } }
@@ -116,11 +130,21 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
     refreshTokenTtl,
     refreshReuseGrace,
     cookie: { secure: cookieSecure },
+    allowedOrigins: (env.ALLOWED_ORIGINS ?? '').split(',').map(o => o.trim()).filter(o => o !== ''),
     prefix: '/auth',
     now,
     revocationStore: options.revocationStore ?? stores.revocationStore,
     refreshTokenStore: options.refreshTokenStore ?? stores.refreshTokenStore
   })
+
+  /** Count a password attempt; past the limit, answer 429 without checking the password. */
+  async function limitAttempts (reply: FastifyReply, key: string): Promise<void> {
+    const { count, retryAfterMs } = await limiter.hit(key)
+    if (count > LOGIN_MAX_FAILURES) {
+      reply.header('retry-after', Math.max(1, Math.ceil(retryAfterMs / 1000)))
+      throw new TooManyAttemptsError()
+    }
+  }
 
   app.post<{ Body: { email: string, password: string } }>('/auth/register', {
     schema: { body: registerSchema }
@@ -137,18 +161,11 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
   }, async function login (request, reply) {
     const email = normaliseEmail(request.body.email)
     // Keyed on account and client, so one client's failures lock out no one else.
-    const limiterKey = `${email}|${request.ip}`
-    if (await limiter.isBlocked(limiterKey)) {
-      reply.header('retry-after', Math.ceil(LOGIN_FAILURE_WINDOW_MS / 1000))
-      throw new TooManyAttemptsError()
-    }
+    await limitAttempts(reply, `login|${email}|${request.ip}`)
     const user = await users.findByEmail(email)
     const valid = await verifyPassword(request.body.password, user?.passwordHash ?? DUMMY_PASSWORD_HASH)
-    if (user === null || !valid) {
-      await limiter.fail(limiterKey)
-      throw new InvalidCredentialsError()
-    }
-    await limiter.reset(limiterKey)
+    if (user === null || !valid) throw new InvalidCredentialsError()
+    await limiter.reset(`login|${email}|${request.ip}`)
     reply.header('cache-control', 'no-store')
     return reply.issueTokens({ id: user.id })
   })
@@ -158,14 +175,16 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
     schema: { body: passwordSchema }
   }, async function changePassword (request, reply) {
     const auth = request.auth as NonNullable<typeof request.auth>
+    // A stolen access token must not become unlimited guesses at the current password.
+    await limitAttempts(reply, `password|${auth.userId}|${request.ip}`)
     const user = await users.findById(auth.userId)
     if (user === null || !await verifyPassword(request.body.currentPassword, user.passwordHash)) {
       throw new InvalidCredentialsError()
     }
-    await users.setPasswordHash(user.id, await hashPassword(request.body.newPassword))
-    // Every token issued before this moment stops working; the new pair below works.
+    await limiter.reset(`password|${auth.userId}|${request.ip}`)
+    // End every older token first: if that fails, the password is unchanged and a retry works.
     await app.revocableJwt.logoutAll(user.id)
-    reply.header('cache-control', 'no-store')
+    await users.setPasswordHash(user.id, await hashPassword(request.body.newPassword))
     return reply.issueTokens({ id: user.id })
   })
 

@@ -1,41 +1,34 @@
-/** Counts failed logins per key (email + client IP) in a fixed window. */
+/**
+ * Counts password attempts per key (email + client IP) in a fixed window. An attempt
+ * is counted *before* the password is checked, so concurrent guesses cannot slip past
+ * the limit while a slow hash runs; a success resets the key.
+ */
 export interface LoginLimiter {
-  /** True when the key has used up its failures for the current window. */
-  isBlocked (key: string): Promise<boolean>
-  /** Count one failure. */
-  fail (key: string): Promise<void>
-  /** Forget the key's failures (after a successful login). */
+  /** Count one attempt; returns the attempts in the current window and the ms until it ends. */
+  hit (key: string): Promise<{ count: number, retryAfterMs: number }>
+  /** Forget the key's attempts (after a successful login). */
   reset (key: string): Promise<void>
 }
 
 export class MemoryLoginLimiter implements LoginLimiter {
-  readonly #failures = new Map<string, { count: number, resetAt: number }>()
+  readonly #attempts = new Map<string, { count: number, resetAt: number }>()
   constructor (readonly max: number, readonly windowMs: number, readonly now: () => number = Date.now) {}
 
-  async isBlocked (key: string): Promise<boolean> {
-    const entry = this.#failures.get(key)
-    if (entry === undefined) return false
-    if (entry.resetAt <= this.now()) {
-      this.#failures.delete(key)
-      return false
-    }
-    return entry.count >= this.max
-  }
-
-  async fail (key: string): Promise<void> {
+  async hit (key: string): Promise<{ count: number, retryAfterMs: number }> {
     const now = this.now()
-    if (this.#failures.size > 10_000) {
-      for (const [k, e] of this.#failures) if (e.resetAt <= now) this.#failures.delete(k)
+    if (this.#attempts.size > 10_000) {
+      for (const [k, e] of this.#attempts) if (e.resetAt <= now) this.#attempts.delete(k)
     }
-    const entry = this.#failures.get(key)
+    let entry = this.#attempts.get(key)
     if (entry === undefined || entry.resetAt <= now) {
-      this.#failures.set(key, { count: 1, resetAt: now + this.windowMs })
-    } else {
-      entry.count++
+      entry = { count: 0, resetAt: now + this.windowMs }
+      this.#attempts.set(key, entry)
     }
+    entry.count++
+    return { count: entry.count, retryAfterMs: entry.resetAt - now }
   }
 
   async reset (key: string): Promise<void> {
-    this.#failures.delete(key)
+    this.#attempts.delete(key)
   }
 }

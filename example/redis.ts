@@ -68,13 +68,17 @@ export class RedisUserRegistry implements UserRegistry {
 export class RedisLoginLimiter implements LoginLimiter {
   constructor (readonly client: Redis, readonly max: number, readonly windowMs: number, readonly prefix = 'example:login:') {}
 
-  isBlocked (key: string): Promise<boolean> {
-    return unavailableOnError(async () => Number(await this.client.get(this.prefix + key) ?? 0) >= this.max)
-  }
-
-  fail (key: string): Promise<void> {
+  hit (key: string): Promise<{ count: number, retryAfterMs: number }> {
     return unavailableOnError(async () => {
-      await this.client.multi().set(this.prefix + key, 0, 'PX', this.windowMs, 'NX').incr(this.prefix + key).exec()
+      // One transaction: start the window if there is none, count, and read what is left of it.
+      const results = await this.client.multi()
+        .set(this.prefix + key, 0, 'PX', this.windowMs, 'NX')
+        .incr(this.prefix + key)
+        .pttl(this.prefix + key)
+        .exec()
+      const count = Number(results?.[1]?.[1])
+      const pttl = Number(results?.[2]?.[1])
+      return { count, retryAfterMs: pttl > 0 ? pttl : this.windowMs }
     })
   }
 

@@ -382,3 +382,85 @@ t.test('a store outage answers 503 AUTH_STORE_UNAVAILABLE and lets nothing throu
   hang = false
   t.equal((await app.inject({ url: '/me', headers: bearer(session.accessToken) })).statusCode, 200, 'recovers once the store is back')
 })
+
+t.test('concurrent wrong passwords cannot slip past the login limit', async (t) => {
+  const app = await build()
+  t.teardown(() => app.close())
+  await app.inject({ method: 'POST', url: '/auth/register', payload: { email: 'c@example.com', password: 'right password' } })
+  const results = await Promise.all(Array.from({ length: 20 }, () =>
+    app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'c@example.com', password: 'wrong' } })))
+  const codes = results.map(r => r.statusCode)
+  t.equal(codes.filter(c => c === 401).length, 5, 'exactly five guesses were checked')
+  t.equal(codes.filter(c => c === 429).length, 15)
+  const limited = results.find(r => r.statusCode === 429)
+  t.ok(Number(limited?.headers['retry-after']) > 0 && Number(limited?.headers['retry-after']) <= 900, 'retry-after is what is left of the window')
+})
+
+t.test('POST /auth/password limits guesses of the current password', async (t) => {
+  const app = await build()
+  t.teardown(() => app.close())
+  const session = await registerAndLogin(app, 'old password')
+  const attempt = (currentPassword: string) => app.inject({ method: 'POST', url: '/auth/password', headers: bearer(session.accessToken), payload: { currentPassword, newPassword: 'new password' } })
+  for (let i = 0; i < 5; i++) t.equal((await attempt('guess')).json().code, 'INVALID_CREDENTIALS')
+  const limited = await attempt('old password')
+  t.equal(limited.statusCode, 429)
+  t.equal((await app.inject({ url: '/me', headers: bearer(session.accessToken) })).statusCode, 200, 'nothing changed')
+})
+
+t.test('behind a TLS proxy the public origin may refresh when trusted or allowed', async (t) => {
+  const proxied = await build({ env: { TRUST_PROXY: 'true' } })
+  t.teardown(() => proxied.close())
+  const a = await registerAndLogin(proxied)
+  const viaProxy = await proxied.inject({ method: 'POST', url: '/auth/refresh', cookies: { refresh_token: a.refreshToken }, headers: { origin: 'https://app.example.com', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.example.com' } })
+  t.equal(viaProxy.statusCode, 200, 'the forwarded origin is the service\'s own')
+
+  const allowed = await build({ env: { ALLOWED_ORIGINS: 'https://app.example.com, https://admin.example.com' } })
+  t.teardown(() => allowed.close())
+  const b = await registerAndLogin(allowed)
+  const res = await allowed.inject({ method: 'POST', url: '/auth/refresh', cookies: { refresh_token: b.refreshToken }, headers: { origin: 'https://admin.example.com' } })
+  t.equal(res.statusCode, 200)
+  const evil = await allowed.inject({ method: 'POST', url: '/auth/refresh', cookies: { refresh_token: refreshCookie(res) as string }, headers: { origin: 'https://evil.example.com', 'x-forwarded-host': 'evil.example.com' } })
+  t.equal(evil.json().code, 'CROSS_SITE_REQUEST', 'forwarded headers are ignored unless the proxy is trusted')
+})
+
+t.test('a failing revocation while revoking a session can be retried to completion', async (t) => {
+  const revocation = new MemoryRevocationStore()
+  let failSessionRevocation = false
+  const original = revocation.revokeSession.bind(revocation)
+  revocation.revokeSession = async (...args) => {
+    if (failSessionRevocation) throw new Error('connection reset')
+    return original(...args)
+  }
+  const app = await build({ revocationStore: revocation })
+  t.teardown(() => app.close())
+  const laptop = await registerAndLogin(app, 'password one')
+  const phone = await login(app, laptop.email, 'password one')
+  const phoneSession = (await app.inject({ url: '/auth/sessions', headers: bearer(laptop.accessToken) })).json().find((s: { current: boolean }) => !s.current)
+  failSessionRevocation = true
+  const failed = await app.inject({ method: 'DELETE', url: `/auth/sessions/${phoneSession.id}`, headers: bearer(laptop.accessToken) })
+  t.equal(failed.statusCode, 503)
+  failSessionRevocation = false
+  const retry = await app.inject({ method: 'DELETE', url: `/auth/sessions/${phoneSession.id}`, headers: bearer(laptop.accessToken) })
+  t.equal(retry.statusCode, 204, 'the retry finds the session and completes')
+  t.equal((await app.inject({ url: '/me', headers: bearer(phone.accessToken) })).json().code, 'TOKEN_REVOKED')
+})
+
+t.test('a failing version read during refresh leaves the token unrotated', async (t) => {
+  const clock = new TestClock()
+  const revocation = new MemoryRevocationStore()
+  let down = false
+  const original = revocation.getTokenVersion.bind(revocation)
+  revocation.getTokenVersion = async (userId) => {
+    if (down) throw new Error('timeout')
+    return original(userId)
+  }
+  const app = await build({ revocationStore: revocation, now: clock.now })
+  t.teardown(() => app.close())
+  const session = await registerAndLogin(app)
+  down = true
+  t.equal((await app.inject({ method: 'POST', url: '/auth/refresh', cookies: { refresh_token: session.refreshToken } })).statusCode, 503)
+  down = false
+  clock.advance(60_000)
+  const retry = await app.inject({ method: 'POST', url: '/auth/refresh', cookies: { refresh_token: session.refreshToken } })
+  t.equal(retry.statusCode, 200, 'the retry after the grace window is not taken for reuse')
+})
