@@ -50,8 +50,9 @@ async function whoAmI () {
 
 function shortDevice (userAgent) {
   if (userAgent === null) return 'unknown device'
-  const browser = /(Firefox|Edg|Chrome|Safari)\/[\d.]+/.exec(userAgent)
-  return browser === null ? userAgent : `${browser[0]} · ${userAgent}`
+  const browser = /(Firefox|Edg|Chrome|Safari)\/\d+/.exec(userAgent)?.[0]
+  const platform = /\(([^)]*)\)/.exec(userAgent)?.[1]
+  return [browser, platform].filter(Boolean).join(' · ') || userAgent
 }
 
 async function loadSessions () {
