@@ -6,18 +6,24 @@
 //   npm run bench -- --only redis --profile        rows whose name matches, servers run with --cpu-prof
 //   BENCH_DURATION=1 npm run bench -- --smoke      every server briefly; exit 0 iff all answered 2xx
 //   npm run bench -- memory                        the memory store's bytes per revoked jti (bench/memory.ts)
-import { fork, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, fork, spawn, type ChildProcess } from 'node:child_process'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { parseArgs, promisify } from 'node:util'
 import autocannon from 'autocannon'
 import { RedisServer, rawCommand } from '../test/redis-server.js'
 import { makeTokens, type BenchToken, type FromServer, type ToServer } from './common.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const RESULTS_DIR = join(here, 'results')
+/**
+ * Private tsc output of lib/: never the shared dist/, which a concurrent `npm test`
+ * rebuilds. Under node_modules/.cache so that imports of the dependencies resolve and
+ * neither git nor eslint look at it.
+ */
+const BUILD_DIR = join(here, '..', 'node_modules', '.cache', 'fastify-revocable-jwt-bench')
 const START_TIMEOUT_MS = 20_000
 const STOP_TIMEOUT_MS = 5_000
 const DISTINCT_USERS = 10_000
@@ -215,11 +221,12 @@ function request (child: ChildProcess, message: ToServer): void {
 async function startServer (row: Row, redisUrl: string): Promise<RunningServer> {
   const execArgv = ['--import', 'tsx']
   if (flags.profile === true) {
-    execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(RESULTS_DIR, 'profiles')}`, `--cpu-prof-name=${row.id}.cpuprofile`)
+    // One directory per row: tsx's loader thread writes a profile of its own next to the main thread's.
+    execArgv.push('--cpu-prof', `--cpu-prof-dir=${join(RESULTS_DIR, 'profiles', row.id)}`)
   }
   const child = fork(join(here, 'servers', `${row.server}.ts`), [], {
     execArgv,
-    env: { ...process.env, ...row.env, BENCH_REDIS_URL: redisUrl, NODE_ENV: 'production' },
+    env: { ...process.env, ...row.env, BENCH_REDIS_URL: redisUrl, BENCH_LIB: pathToFileURL(join(BUILD_DIR, 'lib')).href + '/', NODE_ENV: 'production' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
   const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
@@ -372,6 +379,12 @@ async function runMemory (): Promise<number> {
   return await new Promise(resolve => child.once('exit', code => resolve(code ?? 1)))
 }
 
+/** Compile lib/ as `npm run build` does, into BUILD_DIR. */
+async function build (): Promise<void> {
+  const tsc = join(here, '..', 'node_modules', 'typescript', 'bin', 'tsc')
+  await promisify(execFile)(process.execPath, [tsc, '-p', join(here, '..', 'tsconfig.build.json'), '--outDir', BUILD_DIR])
+}
+
 async function main (): Promise<number> {
   if (positionals[0] === 'memory') return await runMemory()
   if (positionals.length > 0) throw new TypeError(`unknown command ${positionals[0]}: the only one is "memory"`)
@@ -381,6 +394,7 @@ async function main (): Promise<number> {
   oneToken = makeTokens(1)[0]
   manyTokens = makeTokens(DISTINCT_USERS)
   await mkdir(RESULTS_DIR, { recursive: true })
+  await build()
 
   const redis = await RedisServer.start()
   const runs = new Map<string, Measurement[]>()

@@ -2,9 +2,13 @@
 // BENCH_STORE=redis) the Redis stores on the bench's private redis-server.
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
-import revocableJwt from '../../lib/index.js'
-import { RedisRefreshTokenStore, RedisRevocationStore } from '../../lib/stores/redis.js'
 import { BENCH_SECRET, loginSchema, redisUrl, serveFastify } from '../common.js'
+
+// The package as users run it: tsc's output (bench/run.ts builds it and sets BENCH_LIB),
+// not the sources through tsx, whose keepNames adds a call per inner function created.
+const lib = process.env.BENCH_LIB ?? new URL('../../lib/', import.meta.url).href
+const { default: revocableJwt } = await import(`${lib}index.js`) as typeof import('../../lib/index.js')
+const { RedisRefreshTokenStore, RedisRevocationStore } = await import(`${lib}stores/redis.js`) as typeof import('../../lib/stores/redis.js')
 
 const useRedis = process.env.BENCH_STORE === 'redis'
 // Auto-pipelining: the concurrent requests' MGETs leave in one write per tick.
