@@ -4,10 +4,11 @@
 //   npm run bench                                  full run (BENCH_DURATION s per row, default 5)
 //   npm run bench -- --rounds 3                    median of 3 rounds, order reversed every other round
 //   npm run bench -- --only redis --profile        rows whose name matches, servers run with --cpu-prof
+//   npm run bench -- --compare HEAD~1              adds the package's rows served by lib/ as it was at a git ref
 //   BENCH_DURATION=1 npm run bench -- --smoke      every server briefly; exit 0 iff all answered 2xx
 //   npm run bench -- memory                        the memory store's bytes per revoked jti (bench/memory.ts)
 import { execFile, fork, spawn, type ChildProcess } from 'node:child_process'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { cpus } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -39,6 +40,7 @@ const { values: flags, positionals } = parseArgs({
     rounds: { type: 'string' },
     connections: { type: 'string' },
     only: { type: 'string' },
+    compare: { type: 'string' },
     profile: { type: 'boolean', default: false }
   }
 })
@@ -67,6 +69,8 @@ interface Row {
   label: string
   server: string
   env?: Record<string, string>
+  /** Directory of the compiled package this row's server imports (the working tree's by default). */
+  lib?: string
   /** The row the ratio column divides by, in the same group. */
   baseline: string
   load: (url: string) => Promise<LoadPlan>
@@ -226,7 +230,7 @@ async function startServer (row: Row, redisUrl: string): Promise<RunningServer> 
   }
   const child = fork(join(here, 'servers', `${row.server}.ts`), [], {
     execArgv,
-    env: { ...process.env, ...row.env, BENCH_REDIS_URL: redisUrl, BENCH_LIB: pathToFileURL(join(BUILD_DIR, 'lib')).href + '/', NODE_ENV: 'production' },
+    env: { ...process.env, ...row.env, BENCH_REDIS_URL: redisUrl, BENCH_LIB: pathToFileURL(join(row.lib ?? BUILD_DIR, 'lib')).href + '/', NODE_ENV: 'production' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
   const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
@@ -379,10 +383,36 @@ async function runMemory (): Promise<number> {
   return await new Promise(resolve => child.once('exit', code => resolve(code ?? 1)))
 }
 
+const execFileAsync = promisify(execFile)
+const TSC = join(here, '..', 'node_modules', 'typescript', 'bin', 'tsc')
+
 /** Compile lib/ as `npm run build` does, into BUILD_DIR. */
 async function build (): Promise<void> {
-  const tsc = join(here, '..', 'node_modules', 'typescript', 'bin', 'tsc')
-  await promisify(execFile)(process.execPath, [tsc, '-p', join(here, '..', 'tsconfig.build.json'), '--outDir', BUILD_DIR])
+  await execFileAsync(process.execPath, [TSC, '-p', join(here, '..', 'tsconfig.build.json'), '--outDir', BUILD_DIR])
+}
+
+/**
+ * Compile lib/ as it was at a git ref (`--compare <ref>`), so that a change is measured
+ * against its parent in one run, on the same machine state.
+ */
+async function buildRef (ref: string): Promise<string> {
+  const dir = `${BUILD_DIR}-${ref.replace(/[^\w.-]/g, '_')}`
+  const src = join(dir, 'src')
+  await rm(dir, { recursive: true, force: true })
+  await mkdir(src, { recursive: true })
+  const { stdout } = await execFileAsync('git', ['archive', '--format=tar', ref, 'lib', 'types', 'tsconfig.json', 'tsconfig.build.json'], { cwd: join(here, '..'), encoding: 'buffer', maxBuffer: 64 * 2 ** 20 })
+  await new Promise<void>((resolve, reject) => {
+    const tar = spawn('tar', ['-x', '-C', src], { stdio: ['pipe', 'inherit', 'inherit'] })
+    tar.once('exit', code => code === 0 ? resolve() : reject(new Error(`tar exited with ${code}`)))
+    tar.stdin.end(stdout)
+  })
+  await execFileAsync(process.execPath, [TSC, '-p', join(src, 'tsconfig.build.json'), '--outDir', dir])
+  return dir
+}
+
+/** Twins of the package's rows, served by the package as it was at `ref`. */
+function comparisonRows (rows: Row[], ref: string, lib: string): Row[] {
+  return rows.filter(row => row.server === 'revocable').map(row => ({ ...row, id: `${row.id}@${ref}`, label: `${row.label} @ ${ref}`, lib }))
 }
 
 async function main (): Promise<number> {
@@ -390,11 +420,16 @@ async function main (): Promise<number> {
   if (positionals.length > 0) throw new TypeError(`unknown command ${positionals[0]}: the only one is "memory"`)
 
   const only = flags.only
-  const rows = only === undefined ? ROWS : ROWS.filter(row => row.id.includes(only) || row.server.includes(only))
+  let rows = only === undefined ? ROWS : ROWS.filter(row => row.id.includes(only) || row.server.includes(only))
   oneToken = makeTokens(1)[0]
   manyTokens = makeTokens(DISTINCT_USERS)
   await mkdir(RESULTS_DIR, { recursive: true })
   await build()
+  if (flags.compare !== undefined) {
+    const ref = flags.compare
+    const twins = comparisonRows(rows, ref, await buildRef(ref))
+    rows = rows.flatMap(row => [row, ...twins.filter(twin => twin.id === `${row.id}@${ref}`)])
+  }
 
   const redis = await RedisServer.start()
   const runs = new Map<string, Measurement[]>()
