@@ -24,10 +24,50 @@ function bearerToken (header: string): string | null {
   return header.slice(start).trim()
 }
 
+/**
+ * Tokens that passed `verifyAccessToken`, by their exact text, each only until its `exp`:
+ * a hit costs one Map lookup, where @fastify/jwt's verify cache first computes a SHA-256
+ * of the token for its key on every call. Only verification is remembered, never a
+ * revocation answer. Oldest entries go first once `max` are held.
+ */
+class VerifiedTokens {
+  readonly #max: number
+  readonly #claims = new Map<string, AccessTokenClaims>()
+
+  constructor (max: number) {
+    this.#max = max
+  }
+
+  get (token: string): AccessTokenClaims | undefined {
+    const claims = this.#claims.get(token)
+    if (claims === undefined) return undefined
+    // Same clock as fast-jwt's expiry check, and stricter at the boundary: from `exp`
+    // on, the token goes through the full verification, which answers TOKEN_EXPIRED.
+    if (Date.now() < claims.exp * 1000) return claims
+    this.#claims.delete(token)
+    return undefined
+  }
+
+  set (token: string, claims: AccessTokenClaims): void {
+    if (this.#claims.size >= this.#max) this.#claims.delete(this.#claims.keys().next().value as string)
+    this.#claims.set(token, claims)
+  }
+}
+
 const fastifyRevocableJwtAuthenticate: FastifyPluginAsync = async function fastifyRevocableJwtAuthenticate (fastify) {
   const { verifyAccessToken, revocationStore, guard, options } = getInternals(fastify)
   const lookupVersion = options.getTokenVersion
   const timeoutMs = options.storeTimeoutMs
+  const verified = options.verifyCacheSize > 0 ? new VerifiedTokens(options.verifyCacheSize) : null
+
+  function verify (token: string): AccessTokenClaims {
+    let claims = verified?.get(token)
+    if (claims === undefined) {
+      claims = verifyAccessToken(token)
+      verified?.set(token, claims)
+    }
+    return claims
+  }
 
   // The store calls are started here and handed to guardPromise: the same deadline and
   // 503 as `guard(() => ...)`, without a closure per request. A store that throws
@@ -64,7 +104,7 @@ const fastifyRevocableJwtAuthenticate: FastifyPluginAsync = async function fasti
     let claims: AccessTokenClaims
     try {
       if (token.length === 0) throw new TokenInvalidError()
-      claims = verifyAccessToken(token)
+      claims = verify(token)
     } catch (err) {
       reply.header('www-authenticate', 'Bearer error="invalid_token"')
       throw err
