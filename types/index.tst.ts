@@ -34,6 +34,14 @@ expect(app.register(revocableJwt, {
 expect(app.register(revocableJwt, { secret: 'x'.repeat(32), accessTokenTtl: true })).type.toRaiseError()
 expect(app.register(revocableJwt, { secret: 'x'.repeat(32), algorithm: 'none' })).type.toRaiseError()
 expect(app.register(revocableJwt, { secret: 'x'.repeat(32), unknownOption: 1 })).type.toRaiseError()
+expect(app.register(revocableJwt, {
+  secret: 'x'.repeat(32),
+  redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'app:' },
+  accessTokenClaims: async (userId: string) => ({ role: userId === 'root' ? 'admin' : 'user' }),
+  getTokenVersion: async () => 0,
+  bumpTokenVersion: async () => 1
+})).type.not.toRaiseError()
+expect(app.register(revocableJwt, { secret: 'x'.repeat(32), accessTokenClaims: () => 'admin' })).type.toRaiseError()
 expect(app.register(revocableJwtCore, { secret: 'x'.repeat(32) })).type.not.toRaiseError()
 expect(app.register(revocableJwtAuthenticate)).type.not.toRaiseError()
 
@@ -56,7 +64,8 @@ expect(app.revocableJwt.events.on('noSuchEvent', () => {})).type.toRaiseError()
 app.get('/me', async (request: FastifyRequest, reply: FastifyReply) => {
   expect(request.auth).type.toBe<AuthContext | null>()
   expect(request.auth?.claims.sub).type.toBe<string | undefined>()
-  expect(reply.issueTokens({ id: 'u', claims: { role: 'admin' } })).type.toBe<Promise<IssuedTokens>>()
+  expect(reply.issueTokens({ id: 'u' })).type.toBe<Promise<IssuedTokens>>()
+  expect(reply.issueTokens({ id: 'u', claims: { role: 'admin' } })).type.toRaiseError()
   expect(reply.issueTokens({ id: 1 })).type.toRaiseError()
   expect(reply.clearRefreshCookie()).type.toBe<FastifyReply>()
   return null
@@ -78,3 +87,21 @@ expect<RotateResult>().type.not.toBeAssignableFrom({ outcome: 'rotated' as const
 // Errors carry their codes and statuses
 expect(new TokenExpiredError().code).type.toBe<'TOKEN_EXPIRED'>()
 expect(new AuthStoreUnavailableError().statusCode).type.toBe<503>()
+
+// Adapters
+import { Redis } from 'ioredis'
+import { MongoClient } from 'mongodb'
+import { MongoRefreshTokenStore, RedisRefreshTokenStore, RedisRevocationStore } from 'fastify-revocable-jwt'
+expect(new RedisRevocationStore({ client: new Redis({ lazyConnect: true }) })).type.toBeAssignableTo<RevocationStore>()
+expect(new RedisRefreshTokenStore({ client: new Redis({ lazyConnect: true }), keyPrefix: 'app:' })).type.toBeAssignableTo<RefreshTokenStore>()
+expect(new RedisRevocationStore({})).type.toRaiseError()
+expect(new MongoRefreshTokenStore({ client: new MongoClient('mongodb://127.0.0.1') })).type.toBeAssignableTo<RefreshTokenStore>()
+
+// The browser client, a subpath export
+import { createClient, RevocableJwtClient, RevocableJwtClientError } from 'fastify-revocable-jwt/client'
+const client = createClient({ prefix: '/auth' })
+expect(client).type.toBe<RevocableJwtClient>()
+expect(client.fetch('/me')).type.not.toRaiseError()
+expect(client.on('logged-out', () => {})).type.toBe<() => void>()
+expect(client.on('no-such-event', () => {})).type.toRaiseError()
+expect(new RevocableJwtClientError(401, 'TOKEN_EXPIRED', 'expired').code).type.toBe<string | null>()
