@@ -132,7 +132,9 @@ const fastifyRevocableJwtCore: FastifyPluginAsync<RevocableJwtCoreOptions> = asy
           checkTyp: options.tokenType.toLowerCase(),
           // allowedIss/allowedAud only judge a claim that is present: require it too.
           requiredClaims: [...CLAIMS_REQUIRED, ...(options.issuer !== undefined ? ['iss'] : []), ...(options.audience !== undefined ? ['aud'] : [])],
-          cache: options.verifyCacheSize === 0 ? false : options.verifyCacheSize,
+          // authenticate remembers verified tokens by their exact text (verifyCacheSize); a
+          // second cache here would only add a SHA-256 of the token and an LRU write per miss.
+          cache: false,
           ...(options.issuer !== undefined && { allowedIss: options.issuer }),
           ...(options.audience !== undefined && { allowedAud: options.audience })
         },
