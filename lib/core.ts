@@ -90,7 +90,9 @@ function checkClaimsShape (payload: Record<string, unknown>): AccessTokenClaims 
   ) {
     throw new TokenInvalidError()
   }
-  return payload as AccessTokenClaims
+  // Frozen: authenticate reuses verified claims across requests, so a handler must not
+  // be able to change what the next request sees.
+  return Object.freeze(payload) as AccessTokenClaims
 }
 
 let jwtNamespaceCounter = 0

@@ -91,10 +91,12 @@ function unavailable (err: unknown): Error {
  * is refused (fail closed) and never hangs longer than `timeoutMs`.
  */
 export function guardPromise<T> (pending: Promise<T>, timeoutMs: number): Promise<T> {
+  // A custom store that answers with a plain value (no promise) is still answered.
+  const settled = typeof (pending as { then?: unknown } | null)?.then === 'function' ? pending : Promise.resolve(pending)
   const list = deadlineList(timeoutMs)
   return new Promise<T>((resolve, reject) => {
     const call = list.add(reject)
-    pending.then((value) => {
+    settled.then((value) => {
       list.remove(call)
       resolve(value)
     }, (err: unknown) => {

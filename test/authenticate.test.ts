@@ -301,3 +301,20 @@ t.test('a version lookup that answers garbage fails closed with 503', async (t) 
   t.equal(res.statusCode, 503)
   t.equal(res.json().code, 'AUTH_STORE_UNAVAILABLE')
 })
+
+t.test('verified claims are frozen: a handler cannot change what the next request sees', async (t) => {
+  const app = Fastify()
+  await app.register(revocableJwt, { secret: TEST_SECRET })
+  app.post('/login', async (_request, reply) => reply.issueTokens({ id: 'alice' }))
+  app.get('/escalate', { onRequest: [app.authenticate] }, async (request) => {
+    try {
+      (request.auth?.claims as Record<string, unknown>).role = 'admin'
+    } catch {}
+    return request.auth?.claims
+  })
+  await app.ready()
+  t.teardown(() => app.close())
+  const token = (await app.inject({ method: 'POST', url: '/login' })).json().accessToken
+  t.equal((await app.inject({ url: '/escalate', headers: bearer(token) })).json().role, undefined)
+  t.equal((await app.inject({ url: '/escalate', headers: bearer(token) })).json().role, undefined, 'the cached claims were not changed')
+})

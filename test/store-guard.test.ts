@@ -78,3 +78,8 @@ t.test('a revocation store whose check throws instead of rejecting answers 503',
   t.equal(res.statusCode, 503)
   t.equal(res.json().code, 'AUTH_STORE_UNAVAILABLE')
 })
+
+t.test('a custom store that answers with a plain value instead of a promise still works', async (t) => {
+  t.equal(await guardStore((() => 7) as unknown as () => Promise<number>, 1000), 7)
+  t.equal(await guardPromise(8 as unknown as Promise<number>, 1000), 8)
+})

@@ -340,9 +340,11 @@ export interface RevocableJwtCoreOptions {
    */
   storeTimeout?: Duration
   /**
-   * Cache this many verified signatures (keyed by token, each until its `exp`).
-   * Revocation checks are never cached. 0 turns the cache off.
-   * @default 1000
+   * Remember this many verified access tokens (by their exact text, each until its
+   * `exp`) so that a token seen again skips the signature check; size it to the access
+   * tokens live at once (about 700 bytes each). Revocation checks are never cached.
+   * 0 turns the cache off.
+   * @default 10000
    */
   verifyCacheSize?: number
   /**
