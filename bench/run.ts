@@ -28,8 +28,8 @@ const BUILD_DIR = join(here, '..', 'node_modules', '.cache', 'fastify-revocable-
 const START_TIMEOUT_MS = 20_000
 const STOP_TIMEOUT_MS = 5_000
 const DISTINCT_USERS = 10_000
-/** verifyCacheSize of the extra rows that size the cache to the 10,000 users' tokens. */
-const SIZED_VERIFY_CACHE = 16_384
+/** verifyCacheSize of the extra rows that show a cache smaller than the 10,000 live tokens. */
+const SIZED_VERIFY_CACHE = 1000
 /** Refresh cookies in the pool per connection: warm-up and measured run each lose up to one per connection. */
 const REFRESH_POOL_PER_CONNECTION = 8
 
@@ -202,7 +202,7 @@ function verifyRows (group: Group, load: () => Promise<LoadPlan>): Row[] {
   ]
 }
 
-/** With the default verifyCacheSize (1000) no token of 10,000 in turn is ever still cached. */
+/** With a verifyCacheSize of 1000 no token of 10,000 in turn is ever still cached: what an undersized cache costs. */
 function sizedCacheRows (): Row[] {
   const env = { BENCH_VERIFY_CACHE: String(SIZED_VERIFY_CACHE) }
   const size = SIZED_VERIFY_CACHE.toLocaleString('en-US')
@@ -379,13 +379,10 @@ function p99Target (name: string, id: string, of: string): Target {
 const TARGETS: Target[] = [
   ratioTarget('(4) Redis ≥ 1.0× (2) @fastify/jwt, one token', 'redis-1', 'jwt-1', 1.0),
   ratioTarget(`(4) Redis ≥ 1.0× (2) @fastify/jwt, ${MANY}`, 'redis-n', 'jwt-n', 1.0),
-  ratioTarget(`(4) Redis ≥ 1.0× (2) @fastify/jwt, ${MANY}, verifyCacheSize ${SIZED_VERIFY_CACHE}`, 'redis-n-cache', 'jwt-n', 1.0),
   ratioTarget('(3) memory ≥ 1.3× (2) @fastify/jwt, one token', 'memory-1', 'jwt-1', 1.3),
   ratioTarget(`(3) memory ≥ 1.3× (2) @fastify/jwt, ${MANY}`, 'memory-n', 'jwt-n', 1.3),
-  ratioTarget(`(3) memory ≥ 1.3× (2) @fastify/jwt, ${MANY}, verifyCacheSize ${SIZED_VERIFY_CACHE}`, 'memory-n-cache', 'jwt-n', 1.3),
   p99Target('p99 of (4) ≤ p99 of (2), one token', 'redis-1', 'jwt-1'),
   p99Target(`p99 of (4) ≤ p99 of (2), ${MANY}`, 'redis-n', 'jwt-n'),
-  p99Target(`p99 of (4) ≤ p99 of (2), ${MANY}, verifyCacheSize ${SIZED_VERIFY_CACHE}`, 'redis-n-cache', 'jwt-n'),
   ratioTarget('(4) ≥ 10× (5) express, one token', 'redis-1', 'express-1', 10),
   ratioTarget(`(4) ≥ 10× (5) express, ${MANY}`, 'redis-n', 'express-n', 10),
   ratioTarget('login on Redis ≥ 0.9× sign + SET', 'login-redis', 'sign-set', 0.9),
