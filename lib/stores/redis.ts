@@ -8,6 +8,7 @@ import type {
   RotateResult,
   SessionRecord
 } from '../../types/index.js'
+import { MAX_ROTATED_PER_SESSION } from './memory.js'
 import { DEFAULT_REDIS_KEY_PREFIX } from '../options.js'
 
 /** Options of the Redis stores. */
@@ -168,7 +169,8 @@ return 1
 
 /**
  * KEYS: ru, r:<hash>, r:<childHash>. ARGV: userId, childHash, childExpiresAt, now,
- * graceMs, userAgent, ip (each of the last two `-` for null or `+` and the value).
+ * graceMs, userAgent, ip (each of those two `-` for null or `+` and the value),
+ * the most rotated ancestors a session keeps.
  * Returns { outcome } or { outcome, record fields }.
  */
 const ROTATE_SCRIPT = `${LUA_HELPERS}
@@ -197,7 +199,18 @@ if ip then table.insert(child, 'ip'); table.insert(child, ip) end
 redis.call('DEL', KEYS[3])
 redis.call('HSET', KEYS[3], unpack(child))
 redis.call('PEXPIRE', KEYS[3], math.max(1, childExpiresAt - now))
-index(base .. 'rs:' .. record.sessionId, childExpiresAt, ARGV[2], now)
+local sessionIndex = base .. 'rs:' .. record.sessionId
+index(sessionIndex, childExpiresAt, ARGV[2], now)
+-- Keep at most ARGV[8] rotated ancestors (scored by expiry, so the oldest first): a
+-- session refreshed in a loop cannot grow without bound. A forgotten ancestor
+-- presented again is not found (invalid) instead of detected as reused.
+local excess = redis.call('ZCARD', sessionIndex) - 1 - tonumber(ARGV[8])
+if excess > 0 then
+  for _, oldest in ipairs(redis.call('ZRANGE', sessionIndex, 0, excess - 1)) do
+    redis.call('DEL', base .. 'r:' .. oldest)
+  end
+  redis.call('ZREMRANGEBYRANK', sessionIndex, 0, excess - 1)
+end
 index(KEYS[1], childExpiresAt, record.sessionId, now)
 return { 'rotated', redis.call('HGETALL', KEYS[2]) }
 `
@@ -336,7 +349,7 @@ export class RedisRefreshTokenStore implements RefreshTokenStore {
     const [outcome, flat] = await this.#commands.revocableJwtRotate(
       `${base}ru`, `${base}r:${input.hash}`, `${base}r:${input.childHash}`,
       input.userId, input.childHash, input.childExpiresAt, input.now, input.graceMs,
-      optional(input.userAgent), optional(input.ip)) as [RotateResult['outcome'], string[] | undefined]
+      optional(input.userAgent), optional(input.ip), MAX_ROTATED_PER_SESSION) as [RotateResult['outcome'], string[] | undefined]
     if (outcome === 'not-found') return { outcome }
     return { outcome, record: fromFields(flat as string[]) }
   }

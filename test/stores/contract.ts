@@ -296,3 +296,32 @@ export function refreshTokenStoreContract (t: Test, factory: StoreFactory<Refres
     t.same((await store.listSessions(record.userId, clock.now())).map(s => s.sessionId), [record.sessionId])
   })
 }
+
+/**
+ * For adapters that bound the rotated tokens a session keeps (memory, Redis): a session
+ * refreshed in a loop keeps `max` ancestors; an older one is forgotten (not found), the
+ * recent ones are still detected as reused.
+ */
+export function rotatedAncestorsBoundCase (t: Test, factory: StoreFactory<RefreshTokenStore>, max: number): void {
+  t.test(`a session keeps at most ${max} rotated tokens`, async (t) => {
+    const { store, clock } = await withFixture(t, factory)
+    const now = clock.now()
+    const first = makeRecord(now)
+    await store.create(first)
+    const hashes = [first.hash]
+    for (let i = 1; i <= max + 10; i++) {
+      const parent = hashes[hashes.length - 1]
+      const child = `gen-${i}-${first.hash}`
+      const result = await store.rotate({ ...rotation(first, now + i), hash: parent, childHash: child })
+      if (result.outcome !== 'rotated') { t.fail(`rotation ${i}: ${result.outcome}`); return }
+      hashes.push(child)
+    }
+    const late = now + max + 10 + GRACE + 1
+    t.same(await store.rotate({ ...rotation(first, late), hash: hashes[0] }), { outcome: 'not-found' }, 'the oldest ancestor is forgotten')
+    t.same(await store.rotate({ ...rotation(first, late), hash: hashes[9] }), { outcome: 'not-found' }, 'and the ten after it')
+    t.equal((await store.rotate({ ...rotation(first, late), hash: hashes[10] })).outcome, 'reused', 'the oldest kept ancestor is still detected as reused')
+    const sessions = await store.listSessions(first.userId, late)
+    t.equal(sessions.length, 1)
+    t.equal(sessions[0].lastUsedAt, now + max + 10, 'the newest token is the live one')
+  })
+}

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { MemoryRefreshTokenStore, MemoryRevocationStore } from '../../lib/stores/memory.js'
-import { makeRecord, refreshTokenStoreContract, revocationStoreContract, type ContractClock } from './contract.js'
+import { MAX_ROTATED_PER_SESSION, MemoryRefreshTokenStore, MemoryRevocationStore } from '../../lib/stores/memory.js'
+import { makeRecord, refreshTokenStoreContract, revocationStoreContract, rotatedAncestorsBoundCase, type ContractClock } from './contract.js'
 
 function fakeClock (): ContractClock {
   let now = 1_800_000_000_000
@@ -56,4 +56,12 @@ t.test('expired refresh tokens are swept from memory', async (t) => {
 t.test('memory store options are validated', async (t) => {
   t.throws(() => new MemoryRevocationStore({ now: 5 as unknown as () => number }), { message: 'MemoryRevocationStore: now must be a function' })
   t.throws(() => new MemoryRefreshTokenStore({ sweepInterval: -1 }), { message: 'MemoryRefreshTokenStore: sweepInterval must be a non-negative number of ms' })
+})
+
+t.test('MemoryRefreshTokenStore bounds the rotated tokens of a session', async (t) => {
+  rotatedAncestorsBoundCase(t, async () => {
+    const clock = fakeClock()
+    const store = new MemoryRefreshTokenStore({ now: clock.now })
+    return { store, clock, close: () => store.close() }
+  }, MAX_ROTATED_PER_SESSION)
 })

@@ -2,7 +2,8 @@ import t from 'tap'
 import { Redis } from 'ioredis'
 import { RedisRefreshTokenStore, RedisRevocationStore, userKeyBase } from '../../lib/stores/redis.js'
 import { RedisServer } from '../redis-server.js'
-import { makeRecord, randomKey, refreshTokenStoreContract, revocationStoreContract, type ContractClock } from './contract.js'
+import { makeRecord, randomKey, refreshTokenStoreContract, revocationStoreContract, rotatedAncestorsBoundCase, type ContractClock } from './contract.js'
+import { MAX_ROTATED_PER_SESSION } from '../../lib/stores/memory.js'
 
 const MINUTE = 60_000
 const DAY = 86_400_000
@@ -40,6 +41,13 @@ t.test('RedisRefreshTokenStore passes the store contract', async (t) => {
     const store = new RedisRefreshTokenStore({ client, keyPrefix: freshPrefix() })
     return { store, clock: realClock(), close: () => store.close() }
   })
+})
+
+t.test('RedisRefreshTokenStore bounds the rotated tokens of a session', async (t) => {
+  rotatedAncestorsBoundCase(t, async () => {
+    const store = new RedisRefreshTokenStore({ client, keyPrefix: freshPrefix() })
+    return { store, clock: realClock(), close: () => store.close() }
+  }, MAX_ROTATED_PER_SESSION)
 })
 
 t.test('revoked ids are kept with a PX TTL equal to the time left on the token', async (t) => {
