@@ -55,7 +55,7 @@ class VerifiedTokens {
 }
 
 const fastifyRevocableJwtAuthenticate: FastifyPluginAsync = async function fastifyRevocableJwtAuthenticate (fastify) {
-  const { verifyAccessToken, revocationStore, guard, options } = getInternals(fastify)
+  const { verifyAccessToken, revocationStore, guard, getVersion, options } = getInternals(fastify)
   const lookupVersion = options.getTokenVersion
   const timeoutMs = options.storeTimeoutMs
   const verified = options.verifyCacheSize > 0 ? new VerifiedTokens(options.verifyCacheSize) : null
@@ -83,10 +83,8 @@ const fastifyRevocableJwtAuthenticate: FastifyPluginAsync = async function fasti
   }
 
   async function isCurrentWithLookup (claims: AccessTokenClaims): Promise<boolean> {
-    const [state, version] = await Promise.all([
-      checkRevocation(claims),
-      guard(() => lookupVersion!(claims.sub))
-    ])
+    // The core's getVersion reads the app's record when a lookup is configured.
+    const [state, version] = await Promise.all([checkRevocation(claims), getVersion(claims.sub)])
     return !state.tokenRevoked && !state.sessionRevoked && version === claims.ver
   }
 

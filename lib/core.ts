@@ -48,7 +48,7 @@ export interface Internals {
   clearRefreshCookie: (reply: FastifyReply) => void
   clientInfo: (request: FastifyRequest) => { userAgent: string | null, ip: string | null }
   emit: <K extends keyof RevocableJwtEvents>(event: K, ...args: RevocableJwtEvents[K]) => void
-  /** Delete the session's refresh tokens (unless done already) and revoke its access tokens. */
+  /** Revoke the session's access tokens, then delete its refresh tokens; false when the session was not the user's. */
   revokeSessionEverywhere: (userId: string, sessionId: string, reason: SessionRevokeReason) => Promise<boolean>
   /** Extra claims for a user's access tokens, from the `accessTokenClaims` option. */
   extraClaims: (userId: string) => Promise<Record<string, unknown> | undefined>
@@ -220,13 +220,8 @@ const fastifyRevocableJwtCore: FastifyPluginAsync<RevocableJwtCoreOptions> = asy
   }
 
   // Versions are read and bumped in one place: the app's own record, or the revocation store.
-  const { getTokenVersion: lookupVersion, bumpTokenVersion: bumpLookupVersion } = options
-  const readVersion = lookupVersion !== undefined
-    ? (userId: string) => lookupVersion(userId)
-    : (userId: string) => revocationStore.getTokenVersion(userId)
-  const writeVersion = bumpLookupVersion !== undefined
-    ? (userId: string) => bumpLookupVersion(userId)
-    : (userId: string) => revocationStore.bumpTokenVersion(userId)
+  const readVersion = options.getTokenVersion ?? ((userId: string) => revocationStore.getTokenVersion(userId))
+  const writeVersion = options.bumpTokenVersion ?? ((userId: string) => revocationStore.bumpTokenVersion(userId))
 
   async function getVersion (userId: string): Promise<number> {
     return checkVersion(await guard(() => readVersion(userId)))

@@ -75,9 +75,9 @@ const fastifyRevocableJwtRefreshRoutes: FastifyPluginAsync<RefreshRoutesOptions>
       clearRefreshCookie(reply)
       throw new RefreshTokenInvalidError()
     }
-    // The version is read before rotating: a store failure then leaves the presented
-    // token unrotated, so the client's retry is not mistaken for reuse.
-    const version = await getVersion(userId)
+    // The version and claims are read before rotating: a failure then leaves the
+    // presented token unrotated, so the client's retry is not mistaken for reuse.
+    const [version, claims] = await Promise.all([getVersion(userId), extraClaims(userId)])
     const now = options.now()
     const child = deriveChildToken(presented, refreshTokenSecret)
     const childHash = hashToken(child)
@@ -115,7 +115,6 @@ const fastifyRevocableJwtRefreshRoutes: FastifyPluginAsync<RefreshRoutesOptions>
       clearRefreshCookie(reply)
       throw new RefreshTokenInvalidError()
     }
-    const claims = await extraClaims(userId)
     setRefreshCookie(reply, child)
     reply.header('cache-control', 'no-store')
     return { accessToken: signAccessToken(userId, record.sessionId, version, claims), tokenType: 'Bearer', expiresIn }

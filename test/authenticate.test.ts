@@ -295,11 +295,17 @@ t.test('getTokenVersion without bumpTokenVersion is refused at boot', async (t) 
 })
 
 t.test('a version lookup that answers garbage fails closed with 503', async (t) => {
-  const app = await appWith({ getTokenVersion: async () => '3' as unknown as number, bumpTokenVersion: async () => 1 })
+  let version: unknown = 0
+  const app = await appWith({ getTokenVersion: async () => version as number, bumpTokenVersion: async () => 1 })
   t.teardown(() => app.close())
+  const token = await loginAs(app)
+  version = '0'
   const res = await app.inject({ method: 'POST', url: '/login?user=alice' })
   t.equal(res.statusCode, 503)
   t.equal(res.json().code, 'AUTH_STORE_UNAVAILABLE')
+  const protectedRes = await app.inject({ url: '/protected', headers: bearer(token) })
+  t.equal(protectedRes.statusCode, 503, 'authenticate reads the version through the same check')
+  t.equal(protectedRes.json().code, 'AUTH_STORE_UNAVAILABLE')
 })
 
 t.test('verified claims are frozen: a handler cannot change what the next request sees', async (t) => {

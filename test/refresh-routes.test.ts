@@ -110,3 +110,17 @@ t.test('refresh keeps the session: same sid, new jti, lastUsedAt moves', async (
   const expired = await app.inject({ method: 'POST', url: '/auth/refresh', cookies: { refresh_token: res.cookies.find(c => c.name === 'refresh_token')?.value as string } })
   t.equal(expired.json().code, 'REFRESH_TOKEN_INVALID', 'an expired refresh token is refused')
 })
+
+t.test('a failing accessTokenClaims during refresh leaves the token unrotated', async (t) => {
+  let now = Date.now()
+  let fail = false
+  const app = await appWith({ now: () => now, accessTokenClaims: async () => { if (fail) throw new Error('user service down'); return { role: 'reader' } } })
+  t.teardown(() => app.close())
+  const { refreshToken } = await loginAs(app)
+  fail = true
+  t.equal((await app.inject({ method: 'POST', url: '/auth/refresh', cookies: { refresh_token: refreshToken } })).statusCode, 500)
+  fail = false
+  now += 60_000
+  const retry = await app.inject({ method: 'POST', url: '/auth/refresh', cookies: { refresh_token: refreshToken } })
+  t.equal(retry.statusCode, 200, 'the retry after the grace window is not taken for reuse')
+})
