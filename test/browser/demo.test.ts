@@ -1,23 +1,12 @@
 import t from 'tap'
-import type { Browser } from 'playwright-core'
-import { PASSWORD, Wire, launchBrowser, newEmail, openDemo, screenshot, signIn, skipBrowser, startDemo, waitForExpiry, type Demo } from './setup.js'
+import { PASSWORD, Wire, newEmail, openDemo, screenshot, signIn, skipBrowser, waitForExpiry, useBrowserSuite } from './setup.js'
 
-let demo: Demo
-let browser: Browser
-t.before(async () => {
-  if (skipBrowser !== false) return
-  demo = await startDemo()
-  browser = await launchBrowser()
-})
-t.teardown(async () => {
-  await browser?.close()
-  await demo?.close()
-})
+const suite = useBrowserSuite(t)
 
 t.test('after login the page cannot read the refresh cookie, and nothing is in web storage', { skip: skipBrowser }, async t => {
-  const context = await browser.newContext()
+  const context = await suite.browser.newContext()
   t.teardown(() => context.close())
-  const page = await openDemo(context, demo.url)
+  const page = await openDemo(context, suite.demo.url)
   await signIn(page, newEmail(), true)
 
   const cookies = await context.cookies()
@@ -30,10 +19,10 @@ t.test('after login the page cannot read the refresh cookie, and nothing is in w
 })
 
 t.test('once the access token has expired, "who am I" still succeeds with exactly one refresh on the wire', { skip: skipBrowser }, async t => {
-  const context = await browser.newContext()
+  const context = await suite.browser.newContext()
   t.teardown(() => context.close())
   const wire = new Wire(context)
-  const page = await openDemo(context, demo.url)
+  const page = await openDemo(context, suite.demo.url)
   const email = newEmail()
   await signIn(page, email, true)
   t.equal(wire.count('POST /auth/refresh'), 1, 'one refresh on page load, before login (no cookie yet)')
@@ -52,10 +41,10 @@ t.test('once the access token has expired, "who am I" still succeeds with exactl
 })
 
 t.test('reloading the page keeps the user signed in through the silent refresh', { skip: skipBrowser }, async t => {
-  const context = await browser.newContext()
+  const context = await suite.browser.newContext()
   t.teardown(() => context.close())
   const wire = new Wire(context)
-  const page = await openDemo(context, demo.url)
+  const page = await openDemo(context, suite.demo.url)
   const email = newEmail()
   await signIn(page, email, true)
   const before = await page.evaluate(() => (window as unknown as { demo: { client: { accessToken: string } } }).demo.client.accessToken)
@@ -73,9 +62,9 @@ t.test('reloading the page keeps the user signed in through the silent refresh',
 })
 
 t.test('a wrong password shows the error code and starts no session', { skip: skipBrowser }, async t => {
-  const context = await browser.newContext()
+  const context = await suite.browser.newContext()
   t.teardown(() => context.close())
-  const page = await openDemo(context, demo.url)
+  const page = await openDemo(context, suite.demo.url)
   const email = newEmail()
   await signIn(page, email, true)
   await page.click('#logout')

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { Test } from 'tap'
 import { build } from '../helper.js'
 
 /** Debian's chromium; override with CHROMIUM_PATH. */
@@ -36,6 +37,30 @@ export async function startDemo (): Promise<Demo> {
 
 export async function launchBrowser (): Promise<Browser> {
   return await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS })
+}
+
+/** What a browser test file shares: the demo server and one Chromium. */
+export interface BrowserSuite {
+  demo: Demo
+  browser: Browser
+}
+
+/**
+ * Start the demo server and Chromium once before the file's tests (unless the browser
+ * tests are skipped) and stop them after. The fields are set by the time a test runs.
+ */
+export function useBrowserSuite (t: Test): BrowserSuite {
+  const suite = {} as BrowserSuite
+  t.before(async () => {
+    if (skipBrowser !== false) return
+    suite.demo = await startDemo()
+    suite.browser = await launchBrowser()
+  })
+  t.teardown(async () => {
+    await suite.browser?.close()
+    await suite.demo?.close()
+  })
+  return suite
 }
 
 /** The requests of one browser context, as the wire saw them. */

@@ -1,18 +1,8 @@
 import t from 'tap'
-import type { Browser, Page } from 'playwright-core'
-import { Wire, launchBrowser, newEmail, openDemo, screenshot, signIn, skipBrowser, startDemo, tokenExpiry, type Demo } from './setup.js'
+import type { Page } from 'playwright-core'
+import { Wire, newEmail, openDemo, screenshot, signIn, skipBrowser, tokenExpiry, useBrowserSuite } from './setup.js'
 
-let demo: Demo
-let browser: Browser
-t.before(async () => {
-  if (skipBrowser !== false) return
-  demo = await startDemo()
-  browser = await launchBrowser()
-})
-t.teardown(async () => {
-  await browser?.close()
-  await demo?.close()
-})
+const suite = useBrowserSuite(t)
 
 interface DemoWindow { demo: { client: { accessToken: string | null, state: string, fetch: (path: string) => Promise<{ status: number }> } } }
 
@@ -21,13 +11,13 @@ function clientState (page: Page): Promise<string> {
 }
 
 t.test('two tabs whose tokens expire together both succeed, refreshing one at a time and never presenting a reused token', { skip: skipBrowser }, async t => {
-  const context = await browser.newContext()
+  const context = await suite.browser.newContext()
   t.teardown(() => context.close())
   const wire = new Wire(context)
-  const first = await openDemo(context, demo.url)
+  const first = await openDemo(context, suite.demo.url)
   const email = newEmail()
   await signIn(first, email, true)
-  const second = await openDemo(context, demo.url)
+  const second = await openDemo(context, suite.demo.url)
   await second.waitForSelector(`#status:has-text("Signed in as ${email}")`)
   // The second tab's silent refresh was broadcast: both tabs now hold one token.
   await first.waitForFunction(() => document.getElementById('log')?.textContent?.includes('(other-tab)'))
@@ -60,12 +50,12 @@ t.test('two tabs whose tokens expire together both succeed, refreshing one at a 
 })
 
 t.test('logging out in one tab logs the other out, whose next call then stays logged out', { skip: skipBrowser }, async t => {
-  const context = await browser.newContext()
+  const context = await suite.browser.newContext()
   t.teardown(() => context.close())
   const wire = new Wire(context)
-  const first = await openDemo(context, demo.url)
+  const first = await openDemo(context, suite.demo.url)
   await signIn(first, newEmail(), true)
-  const second = await openDemo(context, demo.url)
+  const second = await openDemo(context, suite.demo.url)
   await second.waitForSelector('body[data-state="authenticated"]')
   // A client in the second tab that does not listen to the other tabs: only its next call can tell.
   await second.evaluate(async () => {
@@ -101,14 +91,14 @@ t.test('logging out in one tab logs the other out, whose next call then stays lo
 })
 
 t.test('revoking a device from the session list logs that device out at its next call', { skip: skipBrowser }, async t => {
-  const laptop = await browser.newContext({ userAgent: 'Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0.0.0 Safari/537.36 (laptop)' })
-  const phone = await browser.newContext({ userAgent: 'Mozilla/5.0 (Linux; Android 15; Pixel 9) Chrome/156.0.0.0 Mobile Safari/537.36 (phone)' })
+  const laptop = await suite.browser.newContext({ userAgent: 'Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0.0.0 Safari/537.36 (laptop)' })
+  const phone = await suite.browser.newContext({ userAgent: 'Mozilla/5.0 (Linux; Android 15; Pixel 9) Chrome/156.0.0.0 Mobile Safari/537.36 (phone)' })
   t.teardown(async () => { await laptop.close(); await phone.close() })
   const phoneWire = new Wire(phone)
   const email = newEmail()
-  const phonePage = await openDemo(phone, demo.url)
+  const phonePage = await openDemo(phone, suite.demo.url)
   await signIn(phonePage, email, true)
-  const laptopPage = await openDemo(laptop, demo.url)
+  const laptopPage = await openDemo(laptop, suite.demo.url)
   await signIn(laptopPage, email, false)
   await laptopPage.waitForFunction(() => document.querySelectorAll('#sessions tr').length === 2)
   await screenshot(laptopPage, 'demo.png')

@@ -46,7 +46,8 @@ export function makeRecord (now: number, overrides: Partial<RefreshTokenRecord> 
   }
 }
 
-function rotation (record: RefreshTokenRecord, now: number, overrides: Partial<RotateInput> = {}): RotateInput {
+/** The RotateInput for presenting `record` at `now`: a full-lifetime child `child-of-<hash>`. */
+export function rotation (record: RefreshTokenRecord, now: number, overrides: Partial<RotateInput> = {}): RotateInput {
   return {
     userId: record.userId,
     hash: record.hash,

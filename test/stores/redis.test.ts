@@ -2,7 +2,7 @@ import t from 'tap'
 import { Redis } from 'ioredis'
 import { RedisRefreshTokenStore, RedisRevocationStore, userKeyBase } from '../../lib/stores/redis.js'
 import { RedisServer } from '../redis-server.js'
-import { makeRecord, randomKey, refreshTokenStoreContract, revocationStoreContract, rotatedAncestorsBoundCase, type ContractClock } from './contract.js'
+import { makeRecord, randomKey, refreshTokenStoreContract, revocationStoreContract, rotatedAncestorsBoundCase, rotation, type ContractClock } from './contract.js'
 import { MAX_ROTATED_PER_SESSION } from '../../lib/stores/memory.js'
 
 const MINUTE = 60_000
@@ -88,16 +88,7 @@ t.test('refresh records and their indexes expire with the newest token', async (
   t.same(await client.zrange(`${base}ru`, 0, '-1', 'WITHSCORES'), [record.sessionId, String(record.expiresAt)])
 
   const later = now + DAY
-  await store.rotate({
-    userId: record.userId,
-    hash: record.hash,
-    childHash: 'child',
-    childExpiresAt: later + 7 * DAY,
-    now: later,
-    graceMs: 10_000,
-    userAgent: null,
-    ip: null
-  })
+  await store.rotate(rotation(record, later, { childHash: 'child', userAgent: null, ip: null }))
   t.same(await client.hgetall(`${base}r:child`), {
     hash: 'child',
     sessionId: record.sessionId,
@@ -148,16 +139,7 @@ t.test('deleting a session removes its records and its index entries', async (t)
   const sibling = makeRecord(now, { userId: record.userId })
   await store.create(record)
   await store.create(sibling)
-  await store.rotate({
-    userId: record.userId,
-    hash: record.hash,
-    childHash: 'c1',
-    childExpiresAt: now + 7 * DAY,
-    now,
-    graceMs: 0,
-    userAgent: 'ua',
-    ip: '1.2.3.4'
-  })
+  await store.rotate(rotation(record, now, { childHash: 'c1', graceMs: 0, userAgent: 'ua', ip: '1.2.3.4' }))
   t.equal(await store.deleteSession(record.userId, record.sessionId), true)
   const base = userKeyBase(prefix, record.userId)
   t.same((await client.keys(`${prefix}*`)).sort(), [`${base}r:${sibling.hash}`, `${base}rs:${sibling.sessionId}`, `${base}ru`].sort())
@@ -172,16 +154,7 @@ t.test('an ioredis keyPrefix on the client applies to the keys the scripts deriv
   const now = Date.now()
   const record = makeRecord(now)
   await store.create(record)
-  await store.rotate({
-    userId: record.userId,
-    hash: record.hash,
-    childHash: 'c1',
-    childExpiresAt: now + 7 * DAY,
-    now,
-    graceMs: 0,
-    userAgent: 'ua',
-    ip: null
-  })
+  await store.rotate(rotation(record, now, { childHash: 'c1', graceMs: 0, userAgent: 'ua', ip: null }))
   const keys = await client.keys(`*${prefix}*`)
   t.equal(keys.length, 4, 'parent, child, session index, user index')
   t.ok(keys.every(k => k.startsWith(`app:${prefix}`)), 'every key carries the client prefix')
