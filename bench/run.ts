@@ -351,29 +351,28 @@ interface Target {
   judge: (r: (id: string) => Measurement | undefined) => string | true
 }
 
-function ratioTarget (name: string, id: string, of: string, min: number): Target {
+/** A target comparing row `id` with row `of`; judged only when both rows are results. */
+function pairTarget (name: string, id: string, of: string, compare: (a: Measurement, b: Measurement) => string | true): Target {
   return {
     name,
     judge (r) {
       const a = r(id)
       const b = r(of)
       if (a === undefined || b === undefined || !isResult(a) || !isResult(b)) return 'a row it needs is flagged or missing'
-      const ratio = a.reqPerSec / b.reqPerSec
-      return ratio >= min ? true : `${fmt(ratio, 2)}×`
+      return compare(a, b)
     }
   }
 }
 
+function ratioTarget (name: string, id: string, of: string, min: number): Target {
+  return pairTarget(name, id, of, (a, b) => {
+    const ratio = a.reqPerSec / b.reqPerSec
+    return ratio >= min ? true : `${fmt(ratio, 2)}×`
+  })
+}
+
 function p99Target (name: string, id: string, of: string): Target {
-  return {
-    name,
-    judge (r) {
-      const a = r(id)
-      const b = r(of)
-      if (a === undefined || b === undefined || !isResult(a) || !isResult(b)) return 'a row it needs is flagged or missing'
-      return a.p99 <= b.p99 ? true : `${a.p99} ms > ${b.p99} ms`
-    }
-  }
+  return pairTarget(name, id, of, (a, b) => a.p99 <= b.p99 ? true : `${a.p99} ms > ${b.p99} ms`)
 }
 
 const TARGETS: Target[] = [
