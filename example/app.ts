@@ -162,16 +162,20 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
     const email = normaliseEmail(request.body.email)
     // Keyed on account and client, so one client's failures lock out no one else.
     await limitAttempts(reply, `login|${email}|${request.ip}`)
-    const user = await users.findByEmail(email)
+    // The token version is read before the password hash: a password change that lands
+    // in between then leaves this session stale (see changeCredentials below).
+    const known = await users.findByEmail(email)
+    const tokenVersion = known === null ? undefined : await app.revocableJwt.getTokenVersion(known.id)
+    const user = known === null ? null : await users.findById(known.id)
     const valid = await verifyPassword(request.body.password, user?.passwordHash ?? DUMMY_PASSWORD_HASH)
     if (user === null || !valid) throw new InvalidCredentialsError()
     await limiter.reset(`login|${email}|${request.ip}`)
     reply.header('cache-control', 'no-store')
-    return reply.issueTokens({ id: user.id })
+    return reply.issueTokens({ id: user.id, tokenVersion })
   })
 
   app.post<{ Body: { currentPassword: string, newPassword: string } }>('/auth/password', {
-    onRequest: app.authenticate,
+    onRequest: app.revocableJwt.authenticate,
     schema: { body: passwordSchema }
   }, async function changePassword (request, reply) {
     const auth = request.auth as NonNullable<typeof request.auth>
@@ -182,13 +186,14 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
       throw new InvalidCredentialsError()
     }
     await limiter.reset(`password|${auth.userId}|${request.ip}`)
-    // End every older token first: if that fails, the password is unchanged and a retry works.
-    await app.revocableJwt.logoutAll(user.id)
-    await users.setPasswordHash(user.id, await hashPassword(request.body.newPassword))
+    const passwordHash = await hashPassword(request.body.newPassword)
+    // Ends every session, stores the hash, and bumps the version again: no login that
+    // checked the old password can keep a session, whatever the timing.
+    await app.revocableJwt.changeCredentials(user.id, () => users.setPasswordHash(user.id, passwordHash))
     return reply.issueTokens({ id: user.id })
   })
 
-  app.get('/me', { onRequest: app.authenticate }, async function me (request) {
+  app.get('/me', { onRequest: app.revocableJwt.authenticate }, async function me (request) {
     const auth = request.auth as NonNullable<typeof request.auth>
     const user = await users.findById(auth.userId)
     if (user === null) throw new TokenRevokedError()

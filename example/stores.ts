@@ -3,8 +3,6 @@ import type { RefreshTokenStore, RevocationStore } from '../lib/index.js'
 import type { ExampleEnv } from './app.js'
 import type { UserRegistry } from './users.js'
 import type { LoginLimiter } from './login-limiter.js'
-import { selectRedisStores } from './redis.js'
-import { MongoRefreshTokenStore } from '../lib/index.js'
 
 /** The stores the environment selects; anything left undefined falls back to memory. */
 export interface SelectedStores {
@@ -23,15 +21,17 @@ export interface SelectedStores {
 export async function selectStores (app: FastifyInstance, env: ExampleEnv): Promise<SelectedStores> {
   // --- redis: wired by the Redis adapter ---
   if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
+    // Loaded only when used: without REDIS_URL the example never loads a Redis client.
+    const { selectRedisStores } = await import('./redis.js')
     const selected = await selectRedisStores(app, env.REDIS_URL)
     // Revocation stays in Redis; with MONGODB_URL as well, refresh tokens move to MongoDB.
-    return env.MONGODB_URL !== undefined && env.MONGODB_URL !== '' ? withMongoRefreshTokens(env.MONGODB_URL, selected) : selected
+    return env.MONGODB_URL !== undefined && env.MONGODB_URL !== '' ? await withMongoRefreshTokens(env.MONGODB_URL, selected) : selected
   }
   // --- mongodb: wired by the MongoDB adapter ---
   if (env.MONGODB_URL !== undefined && env.MONGODB_URL !== '') {
     // MONGODB_URL alone: refresh tokens in MongoDB, everything else in memory. With
     // REDIS_URL too, the Redis branch above hands its stores to withMongoRefreshTokens.
-    return withMongoRefreshTokens(env.MONGODB_URL)
+    return await withMongoRefreshTokens(env.MONGODB_URL)
   }
   return {}
 }
@@ -41,7 +41,8 @@ export async function selectStores (app: FastifyInstance, env: ExampleEnv): Prom
  * The store owns a client made from the URL: the core connects it (and creates the
  * indexes) when the app is ready, and `close` here, run by the app's onClose, ends it.
  */
-export function withMongoRefreshTokens (url: string, selected: SelectedStores = {}): SelectedStores {
+export async function withMongoRefreshTokens (url: string, selected: SelectedStores = {}): Promise<SelectedStores> {
+  const { MongoRefreshTokenStore } = await import('../lib/stores/mongodb.js')
   const refreshTokenStore = new MongoRefreshTokenStore({ url })
   return {
     ...selected,

@@ -1,44 +1,41 @@
-import fp from 'fastify-plugin'
-import type { FastifyPluginAsync } from 'fastify'
-import type { RevocableJwtOptions } from '../types/index.js'
-import { revocableJwtCore } from './core.js'
-import { revocableJwtTokenVersions } from './token-versions.js'
-import { revocableJwtAuthenticate } from './authenticate.js'
-import { revocableJwtIssuance } from './issuance.js'
-import { revocableJwtRefreshRoutes } from './refresh-routes.js'
+import { revocableJwt } from './plugins/umbrella.js'
 
-const fastifyRevocableJwt: FastifyPluginAsync<RevocableJwtOptions> = async function fastifyRevocableJwt (fastify, opts) {
-  const { routes, ...coreOptions } = opts
-  await fastify.register(revocableJwtCore, coreOptions)
-  await fastify.register(revocableJwtTokenVersions)
-  await fastify.register(revocableJwtAuthenticate)
-  await fastify.register(revocableJwtIssuance)
-  await fastify.register(revocableJwtRefreshRoutes, routes ?? {})
-}
-
-/**
- * The umbrella plugin: core, token versions, `fastify.authenticate`, token issuance
- * and the refresh routes, configured by one options object.
- */
-export const revocableJwt = fp(fastifyRevocableJwt, {
-  fastify: '5.x',
-  name: 'fastify-revocable-jwt'
-})
 export default revocableJwt
-
-export { revocableJwtCore, CORE_PLUGIN_NAME } from './core.js'
-export { revocableJwtTokenVersions, TOKEN_VERSIONS_PLUGIN_NAME } from './token-versions.js'
-export { revocableJwtAuthenticate, AUTHENTICATE_PLUGIN_NAME } from './authenticate.js'
-export { revocableJwtIssuance, ISSUANCE_PLUGIN_NAME } from './issuance.js'
-export { revocableJwtRefreshRoutes, REFRESH_ROUTES_PLUGIN_NAME } from './refresh-routes.js'
-export { MemoryRevocationStore, MemoryRefreshTokenStore, type MemoryStoreOptions } from './stores/memory.js'
-export { RedisRevocationStore, RedisRefreshTokenStore, type RedisStoreOptions } from './stores/redis.js'
+export { revocableJwt, type RevocableJwtOptions } from './plugins/umbrella.js'
 export {
-  MongoRefreshTokenStore,
-  DEFAULT_MONGO_COLLECTION_NAME,
-  type MongoRefreshTokenStoreOptions,
-  type RefreshTokenDocument
-} from './stores/mongodb.js'
+  revocableJwtRevocation,
+  revocableJwtTokenVersions,
+  REVOCATION_PLUGIN_NAME,
+  TOKEN_VERSIONS_PLUGIN_NAME,
+  type RevocationOptions,
+  type RevocationStoreOptions,
+  type TokenVersionsOptions
+} from './plugins/revocation.js'
+export { revocableJwtAuthenticate, AUTHENTICATE_PLUGIN_NAME, type AuthenticateOptions } from './plugins/authenticate.js'
+export { type AccessTokenOptions, type AccessTokenKey, DEFAULT_ALGORITHM } from './plugins/access-token-options.js'
+export { revocableJwtIssuance, ISSUANCE_PLUGIN_NAME, type IssuanceOptions } from './plugins/issuance.js'
+export { revocableJwtRefreshRoutes, REFRESH_ROUTES_PLUGIN_NAME, type RefreshRoutesOptions } from './plugins/refresh-routes.js'
+export { RefreshCookie, type RefreshCookieOptions } from './plugins/refresh-cookie.js'
+export type { RevocableJwtRedisOptions } from './plugins/redis-client.js'
+export { MemoryRevocationStore, MemoryRefreshTokenStore, type MemoryStoreOptions } from './stores/memory.js'
+export type {
+  CreateSessionInput,
+  CreateSessionResult,
+  RefreshTokenStore,
+  RevocationState,
+  RevocationStore,
+  RotateInput,
+  RotationFacts,
+  SessionRecord,
+  TokenFacts
+} from './stores/types.js'
+export { AccessTokens, type AccessTokenClaims, type AccessTokenSubject } from './domain/access-tokens.js'
+export type { AccessTokenAlgorithm, KeyMaterial, PublicJwk } from './domain/keys.js'
+export { Revocation, type TokenVersionSource } from './domain/revocation.js'
+export { Sessions, type ClientInfo, type StartedSession, type RefreshedSession } from './domain/sessions.js'
+export { decideRotation, type RotationDecision, type RotationContext } from './domain/rotation-policy.js'
+export { TokenIssuer, type IssuedTokens, type ClaimsSource } from './domain/token-issuer.js'
+export { AuthEvents, type RevocableJwtEvents, type SessionEndReason } from './domain/events.js'
 export {
   TokenMissingError,
   TokenInvalidError,
@@ -54,38 +51,16 @@ export {
 } from './errors.js'
 export {
   parseDuration,
+  type Duration,
   DEFAULT_ACCESS_TOKEN_TTL,
   DEFAULT_REFRESH_TOKEN_TTL,
   DEFAULT_REFRESH_REUSE_GRACE,
   DEFAULT_STORE_TIMEOUT,
+  DEFAULT_CLOCK_TOLERANCE,
+  DEFAULT_VERIFY_CACHE_SIZE,
+  DEFAULT_MAX_SESSIONS,
   DEFAULT_PREFIX,
   DEFAULT_COOKIE_NAME,
-  DEFAULT_TOKEN_TYPE,
-  DEFAULT_ALGORITHM,
-  DEFAULT_REDIS_KEY_PREFIX
+  DEFAULT_TOKEN_TYPE
 } from './options.js'
-export type {
-  AccessTokenAlgorithm,
-  AccessTokenClaims,
-  AccessTokenKey,
-  AuthContext,
-  Duration,
-  IssuedTokens,
-  KeyMaterial,
-  NormalizedOptions,
-  RefreshCookieOptions,
-  RefreshRoutesOptions,
-  RefreshTokenRecord,
-  RefreshTokenStore,
-  RevocableJwtCoreOptions,
-  RevocableJwtEvents,
-  RevocableJwtNamespace,
-  RevocableJwtOptions,
-  RevocableJwtRedisOptions,
-  RevocationState,
-  RevocationStore,
-  RotateInput,
-  RotateResult,
-  SessionRecord,
-  TokenSubject
-} from '../types/index.js'
+export type { AuthContext, AuthHook, ForeignTokenClaims, RevocableJwtNamespace, TokenSubject } from './types.js'

@@ -1,35 +1,30 @@
-import { hkdfSync } from 'node:crypto'
-import type {
-  AccessTokenAlgorithm,
-  AccessTokenKey,
-  Duration,
-  KeyMaterial,
-  NormalizedOptions,
-  RevocableJwtCoreOptions,
-  RevocableJwtRedisOptions
-} from '../types/index.js'
+/**
+ * Option handling shared by the plugins: one duration convention, names checked
+ * against what a plugin knows (with a suggestion for a misspelling), and the
+ * defaults as named constants.
+ */
 
-export const DEFAULT_ALGORITHM: AccessTokenAlgorithm = 'HS256'
-export const DEFAULT_TOKEN_TYPE = 'at+jwt'
+/**
+ * A duration: a number of seconds, or a string of digits with an optional unit
+ * `s`, `m`, `h` or `d` (`900`, `900s`, `15m`, `7d`).
+ */
+export type Duration = number | string
+
 export const DEFAULT_ACCESS_TOKEN_TTL = '15m'
 export const DEFAULT_REFRESH_TOKEN_TTL = '7d'
 export const DEFAULT_REFRESH_REUSE_GRACE = '10s'
 export const DEFAULT_STORE_TIMEOUT = '2s'
+export const DEFAULT_CLOCK_TOLERANCE = '5s'
 export const DEFAULT_VERIFY_CACHE_SIZE = 10_000
+export const DEFAULT_MAX_SESSIONS = 100
+/** Rotated refresh tokens a session keeps for reuse detection. */
+export const KEEP_ROTATED_PER_SESSION = 64
 export const DEFAULT_PREFIX = '/auth'
 export const DEFAULT_COOKIE_NAME = 'refresh_token'
-export const DEFAULT_REDIS_KEY_PREFIX = 'rjwt:'
-/** Shortest HMAC key accepted (RFC 7518 §3.2: at least the hash size). */
-export const MIN_SECRET_BYTES = 32
+export const DEFAULT_TOKEN_TYPE = 'at+jwt'
 
-const ALGORITHMS: readonly AccessTokenAlgorithm[] = [
-  'HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512',
-  'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'
-]
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 const DURATION = /^(\d+)([smhd]?)$/
-const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
-const ORIGIN = /^https?:\/\/[^/?#\s]+$/
 
 /**
  * Parse a duration: a number of seconds, or digits with an optional unit
@@ -52,216 +47,94 @@ export function parseDuration (value: Duration, name: string): number {
   return Math.round(ms)
 }
 
-function isHmac (algorithm: AccessTokenAlgorithm): boolean {
-  return algorithm.startsWith('HS')
+/** Human form of a duration in ms, for error messages: `10.4 days`, `1 minute`, `500 ms`. */
+export function describeDuration (ms: number): string {
+  if (ms < 1000) return `${ms} ms`
+  const [unit, size] = ms >= UNIT_MS.d ? ['day', UNIT_MS.d] : ms >= UNIT_MS.h ? ['hour', UNIT_MS.h] : ms >= UNIT_MS.m ? ['minute', UNIT_MS.m] : ['second', UNIT_MS.s]
+  const value = Number((ms / size).toFixed(1))
+  return `${value} ${unit}${value === 1 ? '' : 's'}`
 }
 
-function isKeyMaterial (value: unknown): value is KeyMaterial {
-  return (typeof value === 'string' && value.length > 0) || (Buffer.isBuffer(value) && value.length > 0)
-}
-
-function byteLength (value: KeyMaterial): number {
-  return typeof value === 'string' ? Buffer.byteLength(value) : value.length
-}
-
-function checkHmacSecret (value: unknown, name: string): void {
-  if (!isKeyMaterial(value)) {
-    throw new TypeError(`${name} must be a non-empty string or Buffer`)
+/**
+ * Parse a duration and check it lies within `[min, max]` ms, naming the option and,
+ * for a value far too large, the likely mistake (milliseconds where seconds are read).
+ */
+export function durationOption (value: Duration | undefined, fallback: Duration, name: string, min: number, max: number): number {
+  const ms = parseDuration(value ?? fallback, name)
+  if (ms < min) throw new RangeError(`${name} must be at least ${describeDuration(min)}, got ${JSON.stringify(value)}`)
+  if (ms > max) {
+    const hint = typeof value === 'number' ? ' (a number is read as seconds: did you mean milliseconds? write a string like "15m")' : ''
+    throw new RangeError(`${name} must be at most ${describeDuration(max)}, got ${JSON.stringify(value)}, which is ${describeDuration(ms)}${hint}`)
   }
-  if (byteLength(value) < MIN_SECRET_BYTES) {
-    throw new RangeError(`${name} must be at least ${MIN_SECRET_BYTES} bytes long for HMAC algorithms`)
-  }
+  return ms
 }
 
-/** A key ready for @fastify/jwt: what signs (if anything) and what verifies. */
-export interface ResolvedKey {
-  kid: string | undefined
-  signKey: KeyMaterial | undefined
-  verifyKey: KeyMaterial
-}
-
-export interface ResolvedOptions extends NormalizedOptions {
-  keys: ResolvedKey[]
-  refreshTokenSecret: Buffer
-  revocationStore: RevocableJwtCoreOptions['revocationStore']
-  refreshTokenStore: RevocableJwtCoreOptions['refreshTokenStore']
-  getTokenVersion: RevocableJwtCoreOptions['getTokenVersion']
-  bumpTokenVersion: RevocableJwtCoreOptions['bumpTokenVersion']
-  accessTokenClaims: RevocableJwtCoreOptions['accessTokenClaims']
-  now: () => number
-  redis: ResolvedRedisOptions | undefined
-}
-
-export type ResolvedRedisOptions = Omit<RevocableJwtRedisOptions, 'keyPrefix'> & { keyPrefix: string }
-
-function resolveRedisOptions (redis: RevocableJwtCoreOptions['redis']): ResolvedRedisOptions | undefined {
-  if (redis === undefined) return undefined
-  const given: RevocableJwtRedisOptions = typeof redis === 'string' ? { url: redis } : redis
-  if (given === null || typeof given !== 'object') throw new TypeError('redis must be a Redis URL or an object { namespace, url, clientOptions, keyPrefix }')
-  for (const name of ['namespace', 'url'] as const) {
-    const value = given[name]
-    if (value !== undefined && (typeof value !== 'string' || value.length === 0)) throw new TypeError(`redis.${name} must be a non-empty string`)
-  }
-  if (given.clientOptions !== undefined && (given.clientOptions === null || typeof given.clientOptions !== 'object')) {
-    throw new TypeError('redis.clientOptions must be an object of ioredis options')
-  }
-  const keyPrefix = given.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX
-  if (typeof keyPrefix !== 'string' || /[{}]/.test(keyPrefix)) {
-    throw new TypeError('redis.keyPrefix must be a string without "{" or "}" (they would change the Redis Cluster hash slot)')
-  }
-  return { namespace: given.namespace, url: given.url, clientOptions: given.clientOptions, keyPrefix }
-}
-
-function resolveKeys (options: RevocableJwtCoreOptions, algorithm: AccessTokenAlgorithm): ResolvedKey[] {
-  const hmac = isHmac(algorithm)
-  if (options.secret !== undefined && options.keys !== undefined) {
-    throw new TypeError('secret and keys are mutually exclusive: give one of them')
-  }
-  if (options.keys !== undefined) {
-    if (!Array.isArray(options.keys) || options.keys.length === 0) {
-      throw new TypeError('keys must be a non-empty array of { kid, secret, publicKey }')
+/** Levenshtein distance, for suggesting the option a misspelt name meant. */
+function distance (a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]
+    row[0] = i
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1))
+      previous = current
     }
-    const seen = new Set<string>()
-    const keys = options.keys.map((key: AccessTokenKey, i) => {
-      if (key === null || typeof key !== 'object' || typeof key.kid !== 'string' || key.kid.length === 0) {
-        throw new TypeError(`keys[${i}].kid must be a non-empty string`)
-      }
-      if (seen.has(key.kid)) throw new TypeError(`keys[${i}].kid "${key.kid}" is used twice`)
-      seen.add(key.kid)
-      if (hmac) {
-        checkHmacSecret(key.secret, `keys[${i}].secret`)
-        return { kid: key.kid, signKey: key.secret, verifyKey: key.secret as KeyMaterial }
-      }
-      if (!isKeyMaterial(key.publicKey)) throw new TypeError(`keys[${i}].publicKey must be a PEM string or Buffer for ${algorithm}`)
-      if (key.secret !== undefined && !isKeyMaterial(key.secret)) throw new TypeError(`keys[${i}].secret must be a PEM private key for ${algorithm}`)
-      return { kid: key.kid, signKey: key.secret, verifyKey: key.publicKey }
-    })
-    if (keys[0].signKey === undefined) {
-      throw new TypeError('keys[0] must have a secret (private key): the first key signs')
+  }
+  return row[b.length]
+}
+
+/** The known name closest to `name`, when close enough to be a misspelling of it. */
+export function closestName (name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined
+  let bestDistance = Infinity
+  for (const candidate of known) {
+    const d = distance(name, candidate)
+    if (d < bestDistance) {
+      best = candidate
+      bestDistance = d
     }
-    return keys
   }
-  const secret = options.secret
-  if (secret === undefined) {
-    throw new TypeError('secret is required (or keys, for key rotation)')
-  }
-  if (hmac) {
-    checkHmacSecret(secret, 'secret')
-    return [{ kid: undefined, signKey: secret as KeyMaterial, verifyKey: secret as KeyMaterial }]
-  }
-  if (secret === null || typeof secret !== 'object' || Buffer.isBuffer(secret) || !isKeyMaterial(secret.public) || !isKeyMaterial(secret.private)) {
-    throw new TypeError(`secret must be { private, public } PEM keys for ${algorithm}`)
-  }
-  return [{ kid: undefined, signKey: secret.private, verifyKey: secret.public }]
+  return bestDistance <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined
 }
 
-function resolveRefreshSecret (options: RevocableJwtCoreOptions, keys: ResolvedKey[], algorithm: AccessTokenAlgorithm): Buffer {
-  if (options.refreshTokenSecret !== undefined) {
-    checkHmacSecret(options.refreshTokenSecret, 'refreshTokenSecret')
-    return Buffer.from(options.refreshTokenSecret)
+/**
+ * Refuse an options object that is not an object or names an option the plugin does
+ * not know (a misspelt option would otherwise be silently ignored and its default used).
+ */
+export function checkOptionNames (options: unknown, known: readonly string[], where: string): void {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) throw new TypeError(`${where}: options must be an object`)
+  for (const name of Object.keys(options)) {
+    if (known.includes(name)) continue
+    const suggestion = closestName(name, known)
+    throw new TypeError(`${where}: unknown option "${name}"${suggestion === undefined ? '' : ` (did you mean "${suggestion}"?)`}; known options: ${known.join(', ')}`)
   }
-  if (!isHmac(algorithm)) {
-    throw new TypeError(`refreshTokenSecret is required with ${algorithm}: every instance must derive rotated refresh tokens with the same key`)
-  }
-  // A separate key for a separate purpose, derived so that one secret suffices to configure the package.
-  return Buffer.from(hkdfSync('sha256', keys[0].signKey as KeyMaterial, 'fastify-revocable-jwt', 'refresh-token-rotation', 32))
 }
 
-function checkStore (store: unknown, name: string, methods: string[]): void {
+/** Pick the options a plugin takes out of an umbrella's options. */
+export function pick<T extends object> (options: T, names: readonly string[]): Partial<T> {
+  const picked: Record<string, unknown> = {}
+  for (const name of names) {
+    if ((options as Record<string, unknown>)[name] !== undefined) picked[name] = (options as Record<string, unknown>)[name]
+  }
+  return picked as Partial<T>
+}
+
+export function optionalFunction (value: unknown, name: string): void {
+  if (value !== undefined && typeof value !== 'function') throw new TypeError(`${name} must be a function`)
+}
+
+export function optionalNonEmptyString (value: unknown, name: string): void {
+  if (value !== undefined && (typeof value !== 'string' || value.length === 0)) throw new TypeError(`${name} must be a non-empty string`)
+}
+
+/** A store given as an option: an object with these methods. */
+export function checkStore (store: unknown, name: string, methods: readonly string[]): void {
   if (store === undefined) return
   if (store === null || typeof store !== 'object') throw new TypeError(`${name} must be an object`)
   for (const method of methods) {
     if (typeof (store as Record<string, unknown>)[method] !== 'function') {
       throw new TypeError(`${name}.${method} must be a function`)
     }
-  }
-}
-
-/** Validate the options (throwing an error that names the option) and return a new, normalised object. */
-export function resolveOptions (options: RevocableJwtCoreOptions): ResolvedOptions {
-  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object')
-  const algorithm = options.algorithm ?? DEFAULT_ALGORITHM
-  if (!ALGORITHMS.includes(algorithm)) {
-    throw new TypeError(`algorithm must be one of ${ALGORITHMS.join(', ')}, got ${JSON.stringify(algorithm)}`)
-  }
-  const keys = resolveKeys(options, algorithm)
-  const refreshTokenSecret = resolveRefreshSecret(options, keys, algorithm)
-
-  for (const name of ['issuer', 'audience'] as const) {
-    const value = options[name]
-    if (value !== undefined && (typeof value !== 'string' || value.length === 0)) {
-      throw new TypeError(`${name} must be a non-empty string`)
-    }
-  }
-  const tokenType = options.tokenType ?? DEFAULT_TOKEN_TYPE
-  if (typeof tokenType !== 'string' || tokenType.length === 0) throw new TypeError('tokenType must be a non-empty string')
-
-  const accessTokenTtlMs = parseDuration(options.accessTokenTtl ?? DEFAULT_ACCESS_TOKEN_TTL, 'accessTokenTtl')
-  const refreshTokenTtlMs = parseDuration(options.refreshTokenTtl ?? DEFAULT_REFRESH_TOKEN_TTL, 'refreshTokenTtl')
-  const refreshReuseGraceMs = parseDuration(options.refreshReuseGrace ?? DEFAULT_REFRESH_REUSE_GRACE, 'refreshReuseGrace')
-  const storeTimeoutMs = parseDuration(options.storeTimeout ?? DEFAULT_STORE_TIMEOUT, 'storeTimeout')
-  if (accessTokenTtlMs < 1000) throw new RangeError('accessTokenTtl must be at least 1 second')
-  if (refreshTokenTtlMs <= accessTokenTtlMs) throw new RangeError('refreshTokenTtl must be longer than accessTokenTtl')
-  if (refreshReuseGraceMs > 60_000) throw new RangeError('refreshReuseGrace must be at most 60 seconds: a longer window lets a stolen token through')
-  if (storeTimeoutMs < 1) throw new RangeError('storeTimeout must be at least 1 millisecond')
-
-  const verifyCacheSize = options.verifyCacheSize ?? DEFAULT_VERIFY_CACHE_SIZE
-  if (!Number.isInteger(verifyCacheSize) || verifyCacheSize < 0) {
-    throw new RangeError('verifyCacheSize must be a non-negative integer')
-  }
-
-  const prefix = options.prefix ?? DEFAULT_PREFIX
-  if (typeof prefix !== 'string' || !/^\/[A-Za-z0-9._~\-/]*$/.test(prefix) || (prefix.length > 1 && prefix.endsWith('/'))) {
-    throw new TypeError(`prefix must be a path like "/auth" (leading slash, no trailing slash), got ${JSON.stringify(prefix)}`)
-  }
-
-  const cookie = options.cookie ?? {}
-  if (cookie === null || typeof cookie !== 'object') throw new TypeError('cookie must be an object')
-  const cookieName = cookie.name ?? DEFAULT_COOKIE_NAME
-  if (typeof cookieName !== 'string' || !COOKIE_NAME.test(cookieName)) throw new TypeError('cookie.name must be a valid cookie name')
-  if (cookie.secure !== undefined && typeof cookie.secure !== 'boolean') throw new TypeError('cookie.secure must be a boolean')
-  if (cookie.domain !== undefined && (typeof cookie.domain !== 'string' || cookie.domain.length === 0)) {
-    throw new TypeError('cookie.domain must be a non-empty string')
-  }
-
-  const allowedOrigins = options.allowedOrigins ?? []
-  if (!Array.isArray(allowedOrigins) || !allowedOrigins.every(o => typeof o === 'string' && ORIGIN.test(o))) {
-    throw new TypeError('allowedOrigins must be an array of origins like "https://app.example.com"')
-  }
-
-  checkStore(options.revocationStore, 'revocationStore', ['check', 'revokeToken', 'revokeSession', 'getTokenVersion', 'bumpTokenVersion'])
-  checkStore(options.refreshTokenStore, 'refreshTokenStore', ['create', 'rotate', 'listSessions', 'deleteSession', 'deleteUser'])
-  for (const name of ['getTokenVersion', 'bumpTokenVersion', 'accessTokenClaims'] as const) {
-    if (options[name] !== undefined && typeof options[name] !== 'function') throw new TypeError(`${name} must be a function`)
-  }
-  if ((options.getTokenVersion === undefined) !== (options.bumpTokenVersion === undefined)) {
-    // Reading versions from one place and bumping them in another would make logout-all a no-op.
-    throw new TypeError('getTokenVersion and bumpTokenVersion go together: give both or neither')
-  }
-  if (options.now !== undefined && typeof options.now !== 'function') throw new TypeError('now must be a function')
-  const redis = resolveRedisOptions(options.redis)
-
-  return {
-    algorithm,
-    issuer: options.issuer,
-    audience: options.audience,
-    tokenType,
-    accessTokenTtlMs,
-    refreshTokenTtlMs,
-    refreshReuseGraceMs,
-    storeTimeoutMs,
-    verifyCacheSize,
-    prefix,
-    cookie: { name: cookieName, secure: cookie.secure ?? true, domain: cookie.domain },
-    allowedOrigins: allowedOrigins.map(o => o.toLowerCase()),
-    keys,
-    refreshTokenSecret,
-    revocationStore: options.revocationStore,
-    refreshTokenStore: options.refreshTokenStore,
-    getTokenVersion: options.getTokenVersion,
-    bumpTokenVersion: options.bumpTokenVersion,
-    accessTokenClaims: options.accessTokenClaims,
-    now: options.now ?? Date.now,
-    redis
   }
 }

@@ -4,8 +4,8 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import revocableJwt, {
   revocableJwtAuthenticate,
-  revocableJwtCore,
   revocableJwtIssuance,
+  revocableJwtRevocation,
   revocableJwtTokenVersions,
   type RevocableJwtOptions
 } from '../lib/index.js'
@@ -17,7 +17,7 @@ async function appWith (options: Partial<RevocableJwtOptions> = {}, before?: (ap
   if (before !== undefined) await before(app)
   await app.register(revocableJwt, { secret: TEST_SECRET, accessTokenClaims: () => ({ role: 'reader' }), ...options } as RevocableJwtOptions)
   app.post<{ Querystring: { user: string } }>('/login', async (request, reply) => reply.issueTokens({ id: request.query.user }))
-  app.get('/protected', { onRequest: [app.authenticate] }, async (request) => request.auth)
+  app.get('/protected', { onRequest: [app.revocableJwt.authenticate] }, async (request) => request.auth)
   await app.ready()
   return app
 }
@@ -127,11 +127,11 @@ t.test('fastify.revokeAccessToken revokes one token until it expires', async (t)
   const token = await loginAs(app)
   const other = await loginAs(app)
   const claims = (await app.inject({ url: '/protected', headers: bearer(token) })).json().claims
-  await app.revokeAccessToken(claims)
+  await app.revocableJwt.revokeAccessToken(claims)
   t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).json().code, 'TOKEN_REVOKED')
   t.equal((await app.inject({ url: '/protected', headers: bearer(other) })).statusCode, 200, 'another token of the same user still works')
-  await t.rejects(app.revokeAccessToken({ sub: '', jti: 'x', exp: 1 }), { message: 'claims.sub must be a non-empty string of at most 128 bytes' })
-  await t.rejects(app.revokeAccessToken({ sub: 'a', jti: '', exp: 1 }), { message: 'claims.jti must be a non-empty string' })
+  await t.rejects(app.revocableJwt.revokeAccessToken({ sub: '', jti: 'x', exp: 1 }), { message: 'claims.sub must be a non-empty, well-formed string of at most 128 bytes' })
+  await t.rejects(app.revocableJwt.revokeAccessToken({ sub: 'a', jti: '', exp: 1 }), { message: 'claims.jti must be a non-empty string' })
 })
 
 t.test('fastify.bumpTokenVersion invalidates every older token of that user only', async (t) => {
@@ -141,14 +141,14 @@ t.test('fastify.bumpTokenVersion invalidates every older token of that user only
   const bob = await loginAs(app, 'bob')
   const bumped: unknown[] = []
   app.revocableJwt.events.on('tokenVersionBumped', (event) => bumped.push(event))
-  t.equal(await app.bumpTokenVersion('alice'), 1)
-  t.equal(await app.getTokenVersion('alice'), 1)
+  t.equal(await app.revocableJwt.bumpTokenVersion('alice'), 1)
+  t.equal(await app.revocableJwt.getTokenVersion('alice'), 1)
   t.same(bumped, [{ userId: 'alice', version: 1 }])
   t.equal((await app.inject({ url: '/protected', headers: bearer(alice) })).json().code, 'TOKEN_REVOKED')
   t.equal((await app.inject({ url: '/protected', headers: bearer(bob) })).statusCode, 200)
   const fresh = await loginAs(app, 'alice')
   t.equal((await app.inject({ url: '/protected', headers: bearer(fresh) })).json().version, 1, 'new tokens carry the new version')
-  await t.rejects(app.bumpTokenVersion(42 as unknown as string), { message: 'user id must be a non-empty string of at most 128 bytes' })
+  await t.rejects(app.revocableJwt.bumpTokenVersion(42 as unknown as string), { message: 'user id must be a non-empty, well-formed string of at most 128 bytes' })
 })
 
 t.test('an app that keeps token versions on its own user record supplies the lookup', async (t) => {
@@ -167,7 +167,7 @@ t.test('an app that keeps token versions on its own user record supplies the loo
   t.ok(lookups >= 3)
   const fresh = await loginAs(app)
   t.equal((await app.inject({ url: '/protected', headers: bearer(fresh) })).statusCode, 200)
-  t.equal(await app.bumpTokenVersion('alice'), 5, 'bumping goes to the app\'s record')
+  t.equal(await app.revocableJwt.bumpTokenVersion('alice'), 5, 'bumping goes to the app\'s record')
   t.equal(versions.get('alice'), 5)
   t.equal((await app.inject({ url: '/protected', headers: bearer(fresh) })).json().code, 'TOKEN_REVOKED', 'and takes effect at once')
 })
@@ -179,10 +179,10 @@ t.test('issueTokens refuses a bad subject and reserved claims', async (t) => {
   await app.ready()
   t.teardown(() => app.close())
   for (const [body, message] of [
-    [{ id: '' }, 'subject.id must be a non-empty string of at most 128 bytes'],
-    [{ id: 7 }, 'subject.id must be a non-empty string of at most 128 bytes'],
-    [{ id: 'a'.repeat(129) }, 'subject.id must be a non-empty string of at most 128 bytes'],
-    [{ id: '€'.repeat(43) }, 'subject.id must be a non-empty string of at most 128 bytes'],
+    [{ id: '' }, 'subject.id must be a non-empty, well-formed string of at most 128 bytes'],
+    [{ id: 7 }, 'subject.id must be a non-empty, well-formed string of at most 128 bytes'],
+    [{ id: 'a'.repeat(129) }, 'subject.id must be a non-empty, well-formed string of at most 128 bytes'],
+    [{ id: '€'.repeat(43) }, 'subject.id must be a non-empty, well-formed string of at most 128 bytes'],
     [{ id: 'a', claims: { role: 'admin' } }, 'issueTokens takes no claims: give the accessTokenClaims option, so that refreshed tokens carry them too']
   ] as const) {
     const res = await app.inject({ method: 'POST', url: '/login', payload: body })
@@ -192,23 +192,36 @@ t.test('issueTokens refuses a bad subject and reserved claims', async (t) => {
   }
 })
 
-t.test('the plugins register alone, in dependency order, and a wrong order fails at boot', async (t) => {
+t.test('the plugins register alone, and issuance without its checks or keys fails at boot naming them', async (t) => {
   const app = Fastify()
-  await app.register(revocableJwtCore, { secret: TEST_SECRET })
-  await app.register(revocableJwtAuthenticate)
   await app.register(revocableJwtTokenVersions)
+  await app.register(revocableJwtRevocation)
+  await app.register(revocableJwtAuthenticate, { secret: TEST_SECRET })
   await app.register(revocableJwtIssuance)
   app.post('/login', async (_request, reply) => reply.issueTokens({ id: 'alice' }))
-  app.get('/protected', { onRequest: [app.authenticate] }, async () => 'ok')
+  app.get('/protected', { onRequest: [app.revocableJwt.authenticate] }, async () => 'ok')
   await app.ready()
   t.teardown(() => app.close())
   t.equal((await app.inject({ method: 'POST', url: '/auth/refresh' })).statusCode, 404, 'no refresh route unless registered')
   const token = (await app.inject({ method: 'POST', url: '/login' })).json().accessToken
   t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).body, 'ok')
 
-  const wrong = Fastify()
-  wrong.register(revocableJwtAuthenticate)
-  await t.rejects(async () => { await wrong.ready() }, { message: /fastify-revocable-jwt-core/ })
+  const noChecks = Fastify()
+  noChecks.register(revocableJwtAuthenticate, { secret: TEST_SECRET })
+  noChecks.register(revocableJwtIssuance)
+  await t.rejects(async () => { await noChecks.ready() }, { message: /revocableJwtIssuance needs revocableJwtTokenVersions/ })
+
+  const noAuthenticate = Fastify()
+  noAuthenticate.register(revocableJwtTokenVersions)
+  noAuthenticate.register(revocableJwtIssuance)
+  await t.rejects(async () => { await noAuthenticate.ready() }, { message: /fastify-revocable-jwt-authenticate/ })
+
+  const publicKeyOnly = Fastify()
+  const { publicKey } = generateKeyPairSync('ed25519', { publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } })
+  publicKeyOnly.register(revocableJwtTokenVersions)
+  publicKeyOnly.register(revocableJwtAuthenticate, { algorithm: 'EdDSA', keys: [{ kid: 'k1', publicKey }] })
+  publicKeyOnly.register(revocableJwtIssuance, { refreshTokenSecret: TEST_SECRET })
+  await t.rejects(async () => { await publicKeyOnly.ready() }, { message: 'revocableJwtIssuance needs a signing key: give secret (or keys with a secret) to revocableJwtAuthenticate' })
 })
 
 t.test('the routes can be switched off and moved under another prefix', async (t) => {
@@ -250,7 +263,7 @@ t.test('the verify cache can be turned off without changing results', async (t) 
   const token = await loginAs(app)
   for (let i = 0; i < 3; i++) t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).statusCode, 200)
   const claims = (await app.inject({ url: '/protected', headers: bearer(token) })).json().claims
-  await app.revokeAccessToken(claims)
+  await app.revocableJwt.revokeAccessToken(claims)
   t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).json().code, 'TOKEN_REVOKED')
 })
 
@@ -268,8 +281,8 @@ t.test('claims from accessTokenClaims are in every access token, refreshed ones 
   const reserved = await appWith({ accessTokenClaims: () => ({ sub: 'root' }) })
   t.teardown(() => reserved.close())
   const res = await reserved.inject({ method: 'POST', url: '/login?user=alice' })
-  t.equal(res.statusCode, 500)
-  t.equal(res.json().message, 'claims.sub is reserved and set by fastify-revocable-jwt')
+  t.equal(res.statusCode, 503, 'the app\'s hook is at fault: fail closed, and say nothing of its inside')
+  t.same(res.json(), { statusCode: 503, code: 'AUTH_STORE_UNAVAILABLE', error: 'Service Unavailable', message: 'Authentication store unavailable' })
   t.equal(res.cookies.length, 0, 'no session was started')
 })
 
@@ -277,7 +290,7 @@ t.test('the host app may register its own @fastify/jwt after this plugin', async
   const app = Fastify()
   await app.register(revocableJwt, { secret: TEST_SECRET })
   await app.register(fastifyJwt, { secret: 'host-secret-host-secret-host-secret!!' })
-  app.get('/protected', { onRequest: [app.authenticate] }, async () => 'ok')
+  app.get('/protected', { onRequest: [app.revocableJwt.authenticate] }, async () => 'ok')
   app.get('/host', async (request) => { await request.jwtVerify(); return 'host ok' })
   app.post('/login', async (_request, reply) => reply.issueTokens({ id: 'alice' }))
   await app.ready()
@@ -312,7 +325,7 @@ t.test('verified claims are frozen: a handler cannot change what the next reques
   const app = Fastify()
   await app.register(revocableJwt, { secret: TEST_SECRET })
   app.post('/login', async (_request, reply) => reply.issueTokens({ id: 'alice' }))
-  app.get('/escalate', { onRequest: [app.authenticate] }, async (request) => {
+  app.get('/escalate', { onRequest: [app.revocableJwt.authenticate] }, async (request) => {
     try {
       (request.auth?.claims as Record<string, unknown>).role = 'admin'
     } catch {}

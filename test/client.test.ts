@@ -279,13 +279,13 @@ t.test('refreshOn: a revoked token refreshes by default, and only the listed cod
   const { app } = await startApp(t)
   const { client, profile } = await signedIn(t, app)
   const claims = JSON.parse(Buffer.from((client.accessToken as string).split('.')[1], 'base64url').toString()) as { sub: string, jti: string, exp: number }
-  await app.revokeAccessToken(claims)
+  await app.revocableJwt.revokeAccessToken(claims)
   t.equal(await status(await client.fetch('/me')), '200', 'one revoked jti: the cookie says the session lives')
   t.same(profile.calls.slice(1), ['GET /me', 'POST /auth/refresh', 'GET /me'])
 
   const strict = (await signedIn(t, app, { refreshOn: ['TOKEN_EXPIRED'] })).client
   const strictClaims = JSON.parse(Buffer.from((strict.accessToken as string).split('.')[1], 'base64url').toString()) as { sub: string, jti: string, exp: number }
-  await app.revokeAccessToken(strictClaims)
+  await app.revocableJwt.revokeAccessToken(strictClaims)
   t.equal(await status(await strict.fetch('/me')), '401 TOKEN_REVOKED', 'not listed: returned as is')
 })
 

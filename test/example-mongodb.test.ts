@@ -2,7 +2,8 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { build as buildExample } from '../example/app.js'
 import { withMongoRefreshTokens } from '../example/stores.js'
-import { MongoRefreshTokenStore, MemoryRevocationStore } from '../lib/index.js'
+import { MemoryRevocationStore } from '../lib/index.js'
+import { MongoRefreshTokenStore } from '../lib/stores/mongodb.js'
 import { TEST_SECRET, TestClock, bearer, build, refreshCookie, registerAndLogin } from './helper.js'
 
 // The example's MONGODB_URL wiring. Without a server only the wiring is checked (which
@@ -16,7 +17,7 @@ const UNREACHABLE = 'mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=100'
 t.test('withMongoRefreshTokens replaces only the refresh-token store and closes it before the others', async (t) => {
   const revocationStore = new MemoryRevocationStore()
   const closed: string[] = []
-  const selected = withMongoRefreshTokens(UNREACHABLE, { revocationStore, close: async () => { closed.push('selected') } })
+  const selected = await withMongoRefreshTokens(UNREACHABLE, { revocationStore, close: async () => { closed.push('selected') } })
   t.ok(selected.refreshTokenStore instanceof MongoRefreshTokenStore)
   t.equal(selected.revocationStore, revocationStore, 'revocation stays where it was')
   const store = selected.refreshTokenStore as MongoRefreshTokenStore
@@ -27,7 +28,7 @@ t.test('withMongoRefreshTokens replaces only the refresh-token store and closes 
 
 t.test('the stores selected before are closed even when closing MongoDB fails', async (t) => {
   let closedSelected = false
-  const selected = withMongoRefreshTokens(UNREACHABLE, { close: async () => { closedSelected = true } })
+  const selected = await withMongoRefreshTokens(UNREACHABLE, { close: async () => { closedSelected = true } })
   t.capture(selected.refreshTokenStore as MongoRefreshTokenStore, 'close', async () => { throw new Error('mongodb close failed') })
   await t.rejects(selected.close?.() as Promise<void>, { message: 'mongodb close failed' })
   t.ok(closedSelected)

@@ -4,7 +4,8 @@ import t from 'tap'
 import { Cluster } from 'ioredis'
 import { RedisRefreshTokenStore, RedisRevocationStore, userKeyBase } from '../lib/stores/redis.js'
 import { RedisCluster } from './redis-server.js'
-import { makeRecord, randomKey, refreshTokenStoreContract, revocationStoreContract, type ContractClock } from './stores/contract.js'
+import { makeSession, randomKey, realClock, refreshTokenStoreContract, revocationStoreContract } from '../lib/testing/contract.js'
+import { declareWith } from './stores/tap-contract.js'
 import { TestClock, bearer, build, refreshCookie, registerAndLogin } from './helper.js'
 
 const cluster = await RedisCluster.start()
@@ -13,20 +14,15 @@ const client = new Cluster(cluster.startupNodes)
 t.teardown(() => client.quit())
 await client.ping()
 
-/** Redis expires keys on its own clock: the contract's `advance` has to really sleep to see a TTL run out. */
-function realClock (): ContractClock {
-  return { now: () => Date.now(), advance: (ms) => new Promise(resolve => setTimeout(resolve, ms)) }
-}
-
 t.test('RedisRevocationStore passes the store contract on a Cluster', async (t) => {
-  revocationStoreContract(t, async () => {
+  revocationStoreContract(declareWith(t), async () => {
     const store = new RedisRevocationStore({ client, keyPrefix: `c-${randomKey()}:` })
     return { store, clock: realClock(), close: () => store.close() }
   })
 })
 
 t.test('RedisRefreshTokenStore passes the store contract on a Cluster', async (t) => {
-  refreshTokenStoreContract(t, async () => {
+  refreshTokenStoreContract(declareWith(t), async () => {
     const store = new RedisRefreshTokenStore({ client, keyPrefix: `c-${randomKey()}:` })
     return { store, clock: realClock(), close: () => store.close() }
   })
@@ -39,7 +35,7 @@ t.test('every key of one user is in one slot, and users spread over the masters'
   const users = Array.from({ length: 24 }, (_, i) => `user-${i}-{odd}`)
   const now = Date.now()
   for (const userId of users) {
-    await refresh.create(makeRecord(now, { userId }))
+    await refresh.create({ session: makeSession(now, { userId }), tokenHash: 'x', now, maxSessions: 100 })
     await revocation.revokeToken(userId, 'jti', now + 60_000)
     await revocation.bumpTokenVersion(userId)
   }
@@ -47,7 +43,7 @@ t.test('every key of one user is in one slot, and users spread over the masters'
   for (const userId of users) {
     const base = userKeyBase(prefix, userId)
     const slots = new Set<number>()
-    for (const suffix of ['ru', 'v', 't:jti', 'r:x', 'rs:y']) slots.add(await client.cluster('KEYSLOT', `${base}${suffix}`) as number)
+    for (const suffix of ['ru', 'v', 't:jti', 's:sid', 'S:session']) slots.add(await client.cluster('KEYSLOT', `${base}${suffix}`) as number)
     t.equal(slots.size, 1, `${userId}: one slot`)
     slotsPerUser.add([...slots][0])
   }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { AuthStoreUnavailableError } from '../lib/errors.js'
-import { guardPromise, guardStore } from '../lib/store-guard.js'
+import { guardPromise, guardStore } from '../lib/domain/store-guard.js'
 import { MemoryRefreshTokenStore, MemoryRevocationStore } from '../lib/stores/memory.js'
 import { build, registerAndLogin } from './helper.js'
 

@@ -10,7 +10,7 @@ async function appWith (options: Partial<RevocableJwtOptions> = {}): Promise<Fas
   const app = Fastify()
   await app.register(revocableJwt, { secret: TEST_SECRET, ...options } as RevocableJwtOptions)
   app.post<{ Querystring: { user: string } }>('/login', async (request, reply) => reply.issueTokens({ id: request.query.user }))
-  app.get('/protected', { onRequest: [app.authenticate] }, async (request) => request.auth)
+  app.get('/protected', { onRequest: [app.revocableJwt.authenticate] }, async (request) => request.auth)
   await app.ready()
   return app
 }
@@ -39,7 +39,7 @@ t.test('a token verified before is refused as soon as it is revoked', async (t) 
   t.teardown(() => app.close())
   const token = await loginAs(app, 'alice')
   const auth = (await app.inject({ url: '/protected', headers: bearer(token) })).json()
-  await app.revokeAccessToken({ sub: auth.userId, jti: auth.tokenId, exp: auth.expiresAt / 1000 })
+  await app.revocableJwt.revokeAccessToken({ sub: auth.userId, jti: auth.tokenId, exp: auth.expiresAt / 1000 })
   t.equal((await app.inject({ url: '/protected', headers: bearer(token) })).json().code, 'TOKEN_REVOKED')
 })
 

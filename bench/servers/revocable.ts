@@ -26,7 +26,7 @@ const verifyCacheSize = process.env.BENCH_VERIFY_CACHE === undefined ? undefined
 const app = Fastify({ logger: false })
 await app.register(revocableJwt, { secret: BENCH_SECRET, prefix: '/auth', verifyCacheSize, ...stores })
 
-app.get('/me', { onRequest: [app.authenticate] }, async function me (request) {
+app.get('/me', { onRequest: [app.revocableJwt.authenticate] }, async function me (request) {
   return { id: (request.auth as NonNullable<typeof request.auth>).userId }
 })
 

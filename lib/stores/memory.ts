@@ -1,12 +1,14 @@
 import type {
-  RefreshTokenRecord,
+  CreateSessionInput,
+  CreateSessionResult,
   RefreshTokenStore,
   RevocationState,
   RevocationStore,
   RotateInput,
-  RotateResult,
-  SessionRecord
-} from '../../types/index.js'
+  RotationFacts,
+  SessionRecord,
+  TokenFacts
+} from './types.js'
 
 /** Options of the memory stores. */
 export interface MemoryStoreOptions {
@@ -38,13 +40,6 @@ function key (kind: 't' | 's', userId: string, id: string): string {
 }
 
 /**
- * Rotated tokens kept per session for reuse detection. Older ones are forgotten, so a
- * session refreshed in a loop cannot grow memory without bound; a forgotten ancestor
- * presented again is refused as invalid rather than detected as reuse.
- */
-export const MAX_ROTATED_PER_SESSION = 64
-
-/**
  * Revocation store in process memory: the embedded default. Single process only:
  * a second instance of the service does not see what this one revoked.
  * Revoked ids expire with the tokens they revoke; versions are kept.
@@ -68,16 +63,17 @@ export class MemoryRevocationStore implements RevocationStore {
     return this.#revoked.size
   }
 
-  #isRevoked (key: string, now: number): boolean {
-    const until = this.#revoked.get(key)
+  #isRevoked (id: string | null, kind: 't' | 's', userId: string, now: number): boolean {
+    if (id === null) return false
+    const until = this.#revoked.get(key(kind, userId, id))
     return until !== undefined && until > now
   }
 
-  async check (userId: string, tokenId: string, sessionId: string): Promise<RevocationState> {
+  async check (userId: string, tokenId: string | null, sessionId: string | null): Promise<RevocationState> {
     const now = this.#now()
     return {
-      tokenRevoked: this.#isRevoked(key('t', userId, tokenId), now),
-      sessionRevoked: this.#isRevoked(key('s', userId, sessionId), now),
+      tokenRevoked: this.#isRevoked(tokenId, 't', userId, now),
+      sessionRevoked: this.#isRevoked(sessionId, 's', userId, now),
       version: this.#versions.get(userId) ?? 0
     }
   }
@@ -122,10 +118,16 @@ export class MemoryRevocationStore implements RevocationStore {
   }
 }
 
-interface SessionEntry {
-  userId: string
-  /** Hashes of the session's tokens, oldest first (a Set keeps insertion order). */
-  hashes: Set<string>
+/** A presented token as a session keeps it: live (`rotatedAt` null) or rotated into `childHash`. */
+interface TokenEntry {
+  rotatedAt: number | null
+  childHash: string | null
+}
+
+interface MemorySession extends SessionRecord {
+  liveHash: string
+  /** The session's tokens by hash, oldest first (a Map keeps insertion order). */
+  tokens: Map<string, TokenEntry>
 }
 
 /**
@@ -133,8 +135,7 @@ interface SessionEntry {
  * only, and lost on restart (every user must log in again).
  */
 export class MemoryRefreshTokenStore implements RefreshTokenStore {
-  readonly #records = new Map<string, RefreshTokenRecord>()
-  readonly #sessions = new Map<string, SessionEntry>()
+  readonly #sessions = new Map<string, MemorySession>()
   readonly #users = new Map<string, Set<string>>()
   readonly #now: () => number
   readonly #sweepInterval: number
@@ -147,97 +148,84 @@ export class MemoryRefreshTokenStore implements RefreshTokenStore {
     this.#lastSweep = now()
   }
 
-  /** Number of refresh-token records currently held (rotated ones included). */
+  /** Number of sessions currently held (expired ones until the next sweep). */
   get size (): number {
-    return this.#records.size
+    return this.#sessions.size
   }
 
-  #insert (record: RefreshTokenRecord): void {
-    this.#records.set(record.hash, { ...record })
-    let session = this.#sessions.get(record.sessionId)
-    if (session === undefined) {
-      session = { userId: record.userId, hashes: new Set() }
-      this.#sessions.set(record.sessionId, session)
+  /** The user's live session, or undefined (unknown, another user's, expired). */
+  #live (userId: string, sessionId: string, now: number): MemorySession | undefined {
+    const session = this.#sessions.get(sessionId)
+    return session !== undefined && session.userId === userId && session.expiresAt > now ? session : undefined
+  }
+
+  #liveSessionsOf (userId: string, now: number): MemorySession[] {
+    const result: MemorySession[] = []
+    for (const sessionId of this.#users.get(userId) ?? []) {
+      const session = this.#live(userId, sessionId, now)
+      if (session !== undefined) result.push(session)
     }
-    session.hashes.add(record.hash)
-    let sessions = this.#users.get(record.userId)
+    return result
+  }
+
+  async create (input: CreateSessionInput): Promise<CreateSessionResult> {
+    this.sweep(input.now)
+    const { session, tokenHash, now, maxSessions } = input
+    if (this.#sessions.has(session.sessionId)) throw new Error('session id already stored')
+    // Least recently used first: those beyond the limit, counting the new session, end.
+    const live = this.#liveSessionsOf(session.userId, now).sort((a, b) => a.lastUsedAt - b.lastUsedAt)
+    const evicted = live.slice(0, Math.max(0, live.length - maxSessions + 1)).map(old => old.sessionId)
+    for (const sessionId of evicted) this.#delete(sessionId)
+    if (session.expiresAt <= now) return { evicted }
+    this.#sessions.set(session.sessionId, { ...session, liveHash: tokenHash, tokens: new Map([[tokenHash, { rotatedAt: null, childHash: null }]]) })
+    let sessions = this.#users.get(session.userId)
     if (sessions === undefined) {
       sessions = new Set()
-      this.#users.set(record.userId, sessions)
+      this.#users.set(session.userId, sessions)
     }
-    sessions.add(record.sessionId)
+    sessions.add(session.sessionId)
+    return { evicted }
   }
 
-  async create (record: RefreshTokenRecord): Promise<void> {
-    this.sweep()
-    if (this.#records.has(record.hash)) throw new Error('refresh token hash already stored')
-    this.#insert(record)
+  #facts (session: MemorySession, entry: TokenEntry): TokenFacts {
+    const { liveHash, tokens: _tokens, ...record } = session
+    return { session: record, rotatedAt: entry.rotatedAt, childHash: entry.childHash, liveHash }
   }
 
-  async rotate (input: RotateInput): Promise<RotateResult> {
+  async find (userId: string, sessionId: string, hash: string, now: number): Promise<TokenFacts | null> {
+    const session = this.#live(userId, sessionId, now)
+    const entry = session?.tokens.get(hash)
+    return session === undefined || entry === undefined ? null : this.#facts(session, entry)
+  }
+
+  async rotate (input: RotateInput): Promise<RotationFacts | null> {
     // Everything below runs synchronously: no other call can interleave, so rotation is atomic.
-    const record = this.#records.get(input.hash)
-    if (record === undefined || record.userId !== input.userId || record.expiresAt <= input.now) {
-      return { outcome: 'not-found' }
-    }
-    if (record.rotatedAt !== null) {
-      const outcome = input.now - record.rotatedAt <= input.graceMs ? 'grace' : 'reused'
-      return { outcome, record: { ...record } }
-    }
-    record.rotatedAt = input.now
-    record.childHash = input.childHash
-    this.#forgetOldAncestors(record.sessionId)
-    this.#insert({
-      ...record,
-      hash: input.childHash,
-      createdAt: input.now,
-      expiresAt: input.childExpiresAt,
-      lastUsedAt: input.now,
-      userAgent: input.userAgent ?? record.userAgent,
-      ip: input.ip ?? record.ip,
-      rotatedAt: null,
-      childHash: null
-    })
-    return { outcome: 'rotated', record: { ...record } }
-  }
-
-  #forgetOldAncestors (sessionId: string): void {
-    const session = this.#sessions.get(sessionId) as SessionEntry
-    // The newest (unrotated) token is always last; only rotated ancestors are dropped.
-    while (session.hashes.size > MAX_ROTATED_PER_SESSION) {
-      const oldest = session.hashes.values().next().value as string
-      session.hashes.delete(oldest)
-      this.#records.delete(oldest)
-    }
+    const session = this.#live(input.userId, input.sessionId, input.now)
+    const entry = session?.tokens.get(input.hash)
+    if (session === undefined || entry === undefined) return null
+    if (session.liveHash !== input.hash) return { ...this.#facts(session, entry), rotated: false }
+    entry.rotatedAt = input.now
+    entry.childHash = input.childHash
+    session.tokens.set(input.childHash, { rotatedAt: null, childHash: null })
+    // Keep the live token and at most `keepRotated` rotated ones, dropping the oldest.
+    while (session.tokens.size > input.keepRotated + 1) session.tokens.delete(session.tokens.keys().next().value as string)
+    session.liveHash = input.childHash
+    session.lastUsedAt = input.now
+    session.expiresAt = input.childExpiresAt
+    session.userAgent = input.userAgent ?? session.userAgent
+    session.ip = input.ip ?? session.ip
+    return { ...this.#facts(session, { rotatedAt: null, childHash: null }), rotated: true }
   }
 
   async listSessions (userId: string, now: number): Promise<SessionRecord[]> {
-    const result: SessionRecord[] = []
-    for (const sessionId of this.#users.get(userId) ?? []) {
-      const session = this.#sessions.get(sessionId) as SessionEntry
-      for (const hash of session.hashes) {
-        const record = this.#records.get(hash) as RefreshTokenRecord
-        if (record.rotatedAt === null && record.expiresAt > now) {
-          result.push({
-            sessionId,
-            userId,
-            createdAt: record.sessionCreatedAt,
-            lastUsedAt: record.lastUsedAt,
-            expiresAt: record.expiresAt,
-            userAgent: record.userAgent,
-            ip: record.ip
-          })
-          break
-        }
-      }
-    }
-    return result.sort((a, b) => a.createdAt - b.createdAt)
+    return this.#liveSessionsOf(userId, now)
+      .map(session => this.#facts(session, session.tokens.get(session.liveHash) as TokenEntry).session)
+      .sort((a, b) => a.createdAt - b.createdAt)
   }
 
-  #deleteSession (sessionId: string): void {
+  #delete (sessionId: string): void {
     const session = this.#sessions.get(sessionId)
     if (session === undefined) return
-    for (const hash of session.hashes) this.#records.delete(hash)
     this.#sessions.delete(sessionId)
     const sessions = this.#users.get(session.userId)
     sessions?.delete(sessionId)
@@ -247,36 +235,26 @@ export class MemoryRefreshTokenStore implements RefreshTokenStore {
   async deleteSession (userId: string, sessionId: string): Promise<boolean> {
     const session = this.#sessions.get(sessionId)
     if (session === undefined || session.userId !== userId) return false
-    this.#deleteSession(sessionId)
-    return true
+    this.#delete(sessionId)
+    return session.expiresAt > this.#now()
   }
 
   async deleteUser (userId: string): Promise<number> {
-    const sessions = [...(this.#users.get(userId) ?? [])]
-    for (const sessionId of sessions) this.#deleteSession(sessionId)
-    return sessions.length
+    const live = this.#liveSessionsOf(userId, this.#now()).length
+    for (const sessionId of [...(this.#users.get(userId) ?? [])]) this.#delete(sessionId)
+    return live
   }
 
-  /** Drop expired records now (also done by writes, at most once per `sweepInterval`). */
+  /** Drop expired sessions now (also done by writes, at most once per `sweepInterval`). */
   sweep (now = this.#now(), force = false): void {
     if (!force && now - this.#lastSweep < this.#sweepInterval) return
     this.#lastSweep = now
-    for (const [hash, record] of this.#records) {
-      if (record.expiresAt > now) continue
-      this.#records.delete(hash)
-      const session = this.#sessions.get(record.sessionId) as SessionEntry
-      session.hashes.delete(hash)
-      if (session.hashes.size === 0) {
-        this.#sessions.delete(record.sessionId)
-        const sessions = this.#users.get(record.userId)
-        sessions?.delete(record.sessionId)
-        if (sessions?.size === 0) this.#users.delete(record.userId)
-      }
+    for (const [sessionId, session] of this.#sessions) {
+      if (session.expiresAt <= now) this.#delete(sessionId)
     }
   }
 
   async close (): Promise<void> {
-    this.#records.clear()
     this.#sessions.clear()
     this.#users.clear()
   }

@@ -1,11 +1,13 @@
 import { MongoClient, type Collection, type Db, type IndexDescription } from 'mongodb'
 import type {
-  RefreshTokenRecord,
+  CreateSessionInput,
+  CreateSessionResult,
   RefreshTokenStore,
   RotateInput,
-  RotateResult,
-  SessionRecord
-} from '../../types/index.js'
+  RotationFacts,
+  SessionRecord,
+  TokenFacts
+} from './types.js'
 
 /** Options of the MongoDB refresh-token store. Give exactly one of `client`, `db` or `url`. */
 export interface MongoRefreshTokenStoreOptions {
@@ -31,13 +33,18 @@ export interface MongoRefreshTokenStoreOptions {
    */
   databaseName?: string
   /**
-   * The collection that holds the refresh tokens.
-   * @default 'refresh_tokens'
+   * The collection that holds the sessions and their refresh-token hashes.
+   * @default 'refresh_sessions'
    */
   collectionName?: string
+  /**
+   * The clock, in ms since the epoch, for the deletes' count of live sessions.
+   * @default Date.now
+   */
+  now?: () => number
 }
 
-export const DEFAULT_MONGO_COLLECTION_NAME = 'refresh_tokens'
+export const DEFAULT_MONGO_COLLECTION_NAME = 'refresh_sessions'
 
 const STORE_NAME = 'MongoRefreshTokenStore'
 const DUPLICATE_KEY = 11000
@@ -46,29 +53,44 @@ const DUPLICATE_KEY = 11000
  * The indexes `init()` creates. Names are part of the contract: an existing index
  * with the same name and another definition fails `init()` instead of piling up.
  */
-const INDEXES: IndexDescription[] = [
-  // expireAfterSeconds 0: each document goes when its own `expiresAt` (a BSON Date) passes.
+export const MONGO_INDEXES: IndexDescription[] = [
+  // expireAfterSeconds 0: each session goes when its own `expiresAt` (a BSON Date) passes.
   { key: { expiresAt: 1 }, name: 'expiresAt_ttl', expireAfterSeconds: 0 },
-  { key: { hash: 1 }, name: 'hash_unique', unique: true },
-  { key: { sessionId: 1 }, name: 'sessionId' },
-  { key: { userId: 1 }, name: 'userId' }
+  // The user's sessions, least recently used first (eviction, listing, logout-all).
+  { key: { userId: 1, lastUsedAt: 1 }, name: 'userId_lastUsedAt' }
 ]
 
-/** A refresh token as stored: the record with its times as BSON Dates (the TTL index needs one). */
-export interface RefreshTokenDocument {
-  hash: string
-  sessionId: string
+/** One token of a session: its generation, and once rotated, when and into which child. */
+export interface TokenEntryDocument {
+  g: number
+  r: Date | null
+  c: string | null
+}
+
+/**
+ * A session as stored: one document, its tokens embedded by hash (at most the live one
+ * and the rotated ones kept), so that every change to a session is one atomic update.
+ */
+export interface SessionDocument {
+  _id: string
   userId: string
   version: number
-  sessionCreatedAt: Date
   createdAt: Date
-  expiresAt: Date
   lastUsedAt: Date
+  expiresAt: Date
   userAgent: string | null
   ip: string | null
-  rotatedAt: Date | null
-  childHash: string | null
+  /** Hash of the live token. */
+  live: string
+  /** Generation of the live token. */
+  gen: number
+  /** The tokens by hash. */
+  tokens: Record<string, TokenEntryDocument>
+  /** Hash of each token by generation, to forget the oldest without a scan. */
+  gens: Record<string, string>
 }
+
+const SESSION_PROJECTION = { userId: 1, version: 1, createdAt: 1, lastUsedAt: 1, expiresAt: 1, userAgent: 1, ip: 1, live: 1, gen: 1 }
 
 function isNonEmptyString (value: unknown): value is string {
   return typeof value === 'string' && value.length > 0
@@ -78,57 +100,42 @@ function hasMethod (value: unknown, method: string): boolean {
   return typeof value === 'object' && value !== null && typeof (value as Record<string, unknown>)[method] === 'function'
 }
 
-function toDocument (record: RefreshTokenRecord): RefreshTokenDocument {
-  return {
-    hash: record.hash,
-    sessionId: record.sessionId,
-    userId: record.userId,
-    version: record.version,
-    sessionCreatedAt: new Date(record.sessionCreatedAt),
-    createdAt: new Date(record.createdAt),
-    expiresAt: new Date(record.expiresAt),
-    lastUsedAt: new Date(record.lastUsedAt),
-    userAgent: record.userAgent,
-    ip: record.ip,
-    rotatedAt: record.rotatedAt === null ? null : new Date(record.rotatedAt),
-    childHash: record.childHash
-  }
-}
-
-/** A record back from its document; only rotated records are ever handed out (`rotate`'s outcomes). */
-function rotatedRecord (doc: RefreshTokenDocument): RefreshTokenRecord {
-  return {
-    hash: doc.hash,
-    sessionId: doc.sessionId,
-    userId: doc.userId,
-    version: doc.version,
-    sessionCreatedAt: doc.sessionCreatedAt.getTime(),
-    createdAt: doc.createdAt.getTime(),
-    expiresAt: doc.expiresAt.getTime(),
-    lastUsedAt: doc.lastUsedAt.getTime(),
-    userAgent: doc.userAgent,
-    ip: doc.ip,
-    rotatedAt: (doc.rotatedAt as Date).getTime(),
-    childHash: doc.childHash
-  }
-}
-
 function isDuplicateKey (err: unknown): boolean {
   return (err as { code?: unknown } | null)?.code === DUPLICATE_KEY
 }
 
+function sessionOf (doc: Omit<SessionDocument, 'tokens' | 'gens'>): SessionRecord {
+  return {
+    sessionId: doc._id,
+    userId: doc.userId,
+    version: doc.version,
+    createdAt: doc.createdAt.getTime(),
+    lastUsedAt: doc.lastUsedAt.getTime(),
+    expiresAt: doc.expiresAt.getTime(),
+    userAgent: doc.userAgent,
+    ip: doc.ip
+  }
+}
+
+function factsOf (doc: SessionDocument, entry: TokenEntryDocument): TokenFacts {
+  return { session: sessionOf(doc), rotatedAt: entry.r === null ? null : entry.r.getTime(), childHash: entry.c, liveHash: doc.live }
+}
+
 /**
- * Refresh-token store in MongoDB. Works on a standalone server: no transaction is
- * used; every step that must be atomic is one single-document operation.
+ * Refresh-token store in MongoDB: one document per session with its tokens' hashes
+ * embedded. Works on a standalone server: no transaction is used; a rotation is one
+ * conditional update of the session document (only while the presented token is still
+ * its live one), so concurrent rotations of one token rotate it exactly once.
  *
- * `init()` creates the indexes (idempotent); the core plugin calls it when the app
- * is ready. The TTL monitor deletes expired documents only about once a minute, so
- * every lookup checks `expiresAt` itself as well.
+ * `init()` creates the indexes (idempotent); the plugins call it when the app is ready.
+ * The TTL monitor deletes expired sessions only about once a minute, so every lookup
+ * checks `expiresAt` itself as well.
  */
 export class MongoRefreshTokenStore implements RefreshTokenStore {
-  readonly #collection: Collection<RefreshTokenDocument>
+  readonly #collection: Collection<SessionDocument>
   /** The client this store created from `url`, and so must close; null for the host's. */
   readonly #ownedClient: MongoClient | null
+  readonly #now: () => number
 
   constructor (options: MongoRefreshTokenStoreOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError(`${STORE_NAME}: options must be an object`)
@@ -140,6 +147,8 @@ export class MongoRefreshTokenStore implements RefreshTokenStore {
       if (db !== undefined) throw new TypeError(`${STORE_NAME}: databaseName cannot be combined with db (the Db names its database)`)
     }
     if (!isNonEmptyString(collectionName)) throw new TypeError(`${STORE_NAME}: collectionName must be a non-empty string`)
+    if (options.now !== undefined && typeof options.now !== 'function') throw new TypeError(`${STORE_NAME}: now must be a function`)
+    this.#now = options.now ?? Date.now
 
     let database: Db
     if (db !== undefined) {
@@ -163,137 +172,119 @@ export class MongoRefreshTokenStore implements RefreshTokenStore {
       database = owned.db(databaseName)
       this.#ownedClient = owned
     }
-    this.#collection = database.collection<RefreshTokenDocument>(collectionName)
+    this.#collection = database.collection<SessionDocument>(collectionName)
   }
 
   /** Connect the client this store owns (with `url`) and create the indexes. Safe to call again. */
   async init (): Promise<void> {
     if (this.#ownedClient !== null) await this.#ownedClient.connect()
-    await this.#collection.createIndexes(INDEXES)
+    await this.#collection.createIndexes(MONGO_INDEXES)
   }
 
-  async create (record: RefreshTokenRecord): Promise<void> {
+  async create (input: CreateSessionInput): Promise<CreateSessionResult> {
+    const { session, tokenHash, now, maxSessions } = input
+    const live = await this.#collection.find(
+      { userId: session.userId, expiresAt: { $gt: new Date(now) } },
+      { projection: { _id: 1 }, sort: { lastUsedAt: 1 } }
+    ).toArray()
+    // Least recently used first. Concurrent logins may each see room for themselves:
+    // the limit holds again at the user's next login.
+    const evicted = live.slice(0, Math.max(0, live.length - maxSessions + 1)).map(doc => doc._id)
+    if (evicted.length > 0) await this.#collection.deleteMany({ _id: { $in: evicted }, userId: session.userId })
+    if (session.expiresAt <= now) return { evicted }
     try {
-      await this.#collection.insertOne(toDocument(record))
+      await this.#collection.insertOne({
+        _id: session.sessionId,
+        userId: session.userId,
+        version: session.version,
+        createdAt: new Date(session.createdAt),
+        lastUsedAt: new Date(session.lastUsedAt),
+        expiresAt: new Date(session.expiresAt),
+        userAgent: session.userAgent,
+        ip: session.ip,
+        live: tokenHash,
+        gen: 0,
+        tokens: { [tokenHash]: { g: 0, r: null, c: null } },
+        gens: { 0: tokenHash }
+      })
     } catch (err) {
-      if (isDuplicateKey(err)) throw new Error('refresh token hash already stored', { cause: err })
+      if (isDuplicateKey(err)) throw new Error('session id already stored', { cause: err })
       throw err
     }
+    return { evicted }
   }
 
-  async rotate (input: RotateInput): Promise<RotateResult> {
-    const now = new Date(input.now)
-    // The one atomic step: only a current, unexpired token of this user can be marked
-    // rotated, and only once, so concurrent callers can never store two different children.
-    const parent = await this.#collection.findOneAndUpdate(
-      { hash: input.hash, userId: input.userId, rotatedAt: null, expiresAt: { $gt: now } },
-      { $set: { rotatedAt: now, childHash: input.childHash } },
-      { returnDocument: 'after', projection: { _id: 0 } }
+  async #read (userId: string, sessionId: string, hash: string, now: number, extra: Record<string, 1> = {}): Promise<SessionDocument | null> {
+    return await this.#collection.findOne(
+      { _id: sessionId, userId, expiresAt: { $gt: new Date(now) } },
+      { projection: { ...SESSION_PROJECTION, [`tokens.${hash}`]: 1, ...extra } }
     )
-    if (parent !== null) {
-      const stored = await this.#storeChild(parent, input)
-      return stored ? { outcome: 'rotated', record: rotatedRecord(parent) } : { outcome: 'not-found' }
-    }
-
-    const found = await this.#collection.findOne({ hash: input.hash, userId: input.userId }, { projection: { _id: 0 } })
-    // The TTL monitor may not have deleted an expired token yet.
-    if (found === null || found.expiresAt.getTime() <= input.now) return { outcome: 'not-found' }
-    // Unrotated, yet the conditional update missed it: it was stored after that update ran.
-    // Nobody can hold a token that new, so there is nothing to rotate.
-    if (found.rotatedAt === null) return { outcome: 'not-found' }
-    const withinGrace = input.now - found.rotatedAt.getTime() <= input.graceMs
-    // A different child means another server key derived it: never hand that out as grace.
-    if (!withinGrace || found.childHash !== input.childHash) return { outcome: 'reused', record: rotatedRecord(found) }
-    const stored = await this.#storeChild(found, input)
-    return stored ? { outcome: 'grace', record: rotatedRecord(found) } : { outcome: 'not-found' }
   }
 
-  /**
-   * Store the child of a parent already marked rotated; false when the parent's session
-   * was deleted meanwhile.
-   *
-   * The parent is marked first and the child inserted second (no transaction). If the
-   * process dies between the two, the parent is rotated and its child missing; the
-   * client, which got no answer, retries with the same token, and because the child is
-   * derived deterministically the grace path calls this again and stores the very child
-   * it is handed. So the insert is an idempotent upsert keyed on the child's hash:
-   * concurrent grace retries and the winner all converge on one document.
-   *
-   * A `deleteSession`/`deleteUser` running between the two steps could delete the parent
-   * and miss the child inserted just after. Whoever inserted the child therefore checks
-   * that the parent is still there, and deletes the child again when it is not.
-   */
-  async #storeChild (parent: RefreshTokenDocument, input: RotateInput): Promise<boolean> {
-    const rotatedAt = (parent.rotatedAt as Date).getTime()
-    const child: Omit<RefreshTokenDocument, 'hash'> = {
-      sessionId: parent.sessionId,
-      userId: parent.userId,
-      version: parent.version,
-      sessionCreatedAt: parent.sessionCreatedAt,
-      createdAt: new Date(rotatedAt),
-      // A full lifetime from the rotation, also when a grace retry repairs it later.
-      expiresAt: new Date(rotatedAt + (input.childExpiresAt - input.now)),
-      lastUsedAt: new Date(rotatedAt),
-      userAgent: input.userAgent ?? parent.userAgent,
-      ip: input.ip ?? parent.ip,
-      rotatedAt: null,
-      childHash: null
+  async find (userId: string, sessionId: string, hash: string, now: number): Promise<TokenFacts | null> {
+    const doc = await this.#read(userId, sessionId, hash, now)
+    const entry = doc?.tokens?.[hash]
+    return doc === null || entry === undefined ? null : factsOf(doc, entry)
+  }
+
+  async rotate (input: RotateInput): Promise<RotationFacts | null> {
+    const { userId, sessionId, hash, childHash, now, keepRotated } = input
+    // The generations come along: they name the token the rotation forgets.
+    const doc = await this.#read(userId, sessionId, hash, now, { gens: 1 })
+    const entry = doc?.tokens?.[hash]
+    if (doc === null || entry === undefined) return null
+    if (doc.live !== hash) return { ...factsOf(doc, entry), rotated: false }
+    const gen = doc.gen + 1
+    const forget = gen - keepRotated - 1
+    const nowDate = new Date(now)
+    const set: Record<string, unknown> = {
+      [`tokens.${hash}.r`]: nowDate,
+      [`tokens.${hash}.c`]: childHash,
+      [`tokens.${childHash}`]: { g: gen, r: null, c: null },
+      [`gens.${gen}`]: childHash,
+      live: childHash,
+      gen,
+      lastUsedAt: nowDate,
+      expiresAt: new Date(input.childExpiresAt)
     }
-    let inserted: boolean
-    try {
-      const result = await this.#collection.updateOne(
-        { hash: parent.childHash as string },
-        { $setOnInsert: child },
-        { upsert: true }
-      )
-      inserted = result.upsertedCount === 1
-    } catch (err) {
-      // Two upserts of one new hash can race on the unique index; the other one inserted it.
-      if (!isDuplicateKey(err)) throw err
-      inserted = false
+    if (input.userAgent !== null) set.userAgent = input.userAgent
+    if (input.ip !== null) set.ip = input.ip
+    const forgotten = forget >= 0 ? doc.gens?.[forget] : undefined
+    // The one atomic step: only while the presented token is still live, so concurrent
+    // rotations of one token rotate it once; the losers read what the winner did.
+    const updated = await this.#collection.findOneAndUpdate(
+      { _id: sessionId, userId, live: hash, expiresAt: { $gt: nowDate } },
+      {
+        $set: set,
+        ...(forgotten !== undefined && { $unset: { [`tokens.${forgotten}`]: '', [`gens.${forget}`]: '' } })
+      },
+      { returnDocument: 'after', projection: { ...SESSION_PROJECTION } }
+    )
+    if (updated === null) {
+      const after = await this.find(userId, sessionId, hash, now)
+      return after === null ? null : { ...after, rotated: false }
     }
-    if (!inserted) return true
-    const stillThere = await this.#collection.findOne({ hash: parent.hash }, { projection: { _id: 1 } })
-    if (stillThere !== null) return true
-    await this.#collection.deleteOne({ hash: parent.childHash as string, sessionId: parent.sessionId })
-    return false
+    return { session: sessionOf(updated), rotatedAt: null, childHash: null, liveHash: childHash, rotated: true }
   }
 
   async listSessions (userId: string, now: number): Promise<SessionRecord[]> {
     const docs = await this.#collection.find(
-      { userId, rotatedAt: null, expiresAt: { $gt: new Date(now) } },
-      {
-        projection: { _id: 0, sessionId: 1, sessionCreatedAt: 1, createdAt: 1, lastUsedAt: 1, expiresAt: 1, userAgent: 1, ip: 1 },
-        sort: { createdAt: -1 }
-      }
+      { userId, expiresAt: { $gt: new Date(now) } },
+      { projection: SESSION_PROJECTION, sort: { createdAt: 1 } }
     ).toArray()
-    const newest = new Map<string, SessionRecord>()
-    for (const doc of docs) {
-      if (newest.has(doc.sessionId)) continue
-      newest.set(doc.sessionId, {
-        sessionId: doc.sessionId,
-        userId,
-        createdAt: doc.sessionCreatedAt.getTime(),
-        lastUsedAt: doc.lastUsedAt.getTime(),
-        expiresAt: doc.expiresAt.getTime(),
-        userAgent: doc.userAgent,
-        ip: doc.ip
-      })
-    }
-    return [...newest.values()].sort((a, b) => a.createdAt - b.createdAt)
+    return docs.map(sessionOf)
   }
 
   async deleteSession (userId: string, sessionId: string): Promise<boolean> {
     // userId in the filter: a session id of another user deletes nothing.
-    const result = await this.#collection.deleteMany({ sessionId, userId })
-    return result.deletedCount > 0
+    const doc = await this.#collection.findOneAndDelete({ _id: sessionId, userId }, { projection: { expiresAt: 1 } })
+    return doc !== null && doc.expiresAt.getTime() > this.#now()
   }
 
   async deleteUser (userId: string): Promise<number> {
-    // The count is only reported; the deletion itself is the one deleteMany.
-    const sessions = await this.#collection.distinct('sessionId', { userId })
+    const live = await this.#collection.countDocuments({ userId, expiresAt: { $gt: new Date(this.#now()) } })
     await this.#collection.deleteMany({ userId })
-    return sessions.length
+    return live
   }
 
   /** Disconnect the client this store created from `url`; a host's client is left open. */

@@ -1,15 +1,15 @@
 import type { Cluster, Redis } from 'ioredis'
 import type {
-  RefreshTokenRecord,
+  CreateSessionInput,
+  CreateSessionResult,
   RefreshTokenStore,
   RevocationState,
   RevocationStore,
   RotateInput,
-  RotateResult,
-  SessionRecord
-} from '../../types/index.js'
-import { MAX_ROTATED_PER_SESSION } from './memory.js'
-import { DEFAULT_REDIS_KEY_PREFIX } from '../options.js'
+  RotationFacts,
+  SessionRecord,
+  TokenFacts
+} from './types.js'
 
 /** Options of the Redis stores. */
 export interface RedisStoreOptions {
@@ -31,7 +31,7 @@ export interface RedisStoreOptions {
   now?: () => number
 }
 
-export { DEFAULT_REDIS_KEY_PREFIX }
+export const DEFAULT_REDIS_KEY_PREFIX = 'rjwt:'
 
 /** Names under which the stores define their Lua scripts on the client (`defineCommand`). */
 const COMMAND_PREFIX = 'revocableJwt'
@@ -74,7 +74,7 @@ export function userKeyBase (keyPrefix: string, userId: string): string {
  * - `<base>s:<sid>`: a revoked session, `PX` until its last access token would expire;
  * - `<base>v`: the user's token version (`INCR`, no TTL).
  *
- * `check()` is one `MGET` of the three keys: one round trip, also on a Cluster.
+ * `check()` is one `MGET`: one round trip, also on a Cluster.
  */
 export class RedisRevocationStore implements RevocationStore {
   readonly #client: Redis | Cluster
@@ -88,12 +88,19 @@ export class RedisRevocationStore implements RevocationStore {
     this.#now = now
   }
 
-  async check (userId: string, tokenId: string, sessionId: string): Promise<RevocationState> {
+  async check (userId: string, tokenId: string | null, sessionId: string | null): Promise<RevocationState> {
     const base = userKeyBase(this.#keyPrefix, userId)
-    const [token, session, version] = await this.#client.mget(`${base}t:${tokenId}`, `${base}s:${sessionId}`, `${base}v`)
+    if (tokenId !== null && sessionId !== null) {
+      const [token, session, version] = await this.#client.mget(`${base}t:${tokenId}`, `${base}s:${sessionId}`, `${base}v`)
+      return { tokenRevoked: token !== null, sessionRevoked: session !== null, version: version === null ? 0 : Number(version) }
+    }
+    const keys = [`${base}v`]
+    if (tokenId !== null) keys.push(`${base}t:${tokenId}`)
+    if (sessionId !== null) keys.push(`${base}s:${sessionId}`)
+    const [version, revoked = null] = await this.#client.mget(...keys)
     return {
-      tokenRevoked: token !== null,
-      sessionRevoked: session !== null,
+      tokenRevoked: tokenId !== null && revoked !== null,
+      sessionRevoked: sessionId !== null && revoked !== null,
       version: version === null ? 0 : Number(version)
     }
   }
@@ -126,198 +133,176 @@ export class RedisRevocationStore implements RevocationStore {
   async close (): Promise<void> {}
 }
 
-// The refresh-token scripts. Every key they touch starts with the user's base, so
-// all of them are in one Cluster slot. KEYS[1] is always `<base>ru` and the base is
-// taken from it inside the script, so that an ioredis `keyPrefix` applied to KEYS
-// also applies to the keys a script derives (session indexes, records).
+// The refresh-token layout. Every key of a user starts with the user's base, so all of
+// them are in one Cluster slot. KEYS[1] is always `<base>ru` and the base is taken from
+// it inside the scripts, so that an ioredis `keyPrefix` applied to KEYS also applies to
+// the keys a script derives.
 //
-// Records are hashes `<base>r:<hash>` (null fields absent) with PX until `expiresAt`.
-// Indexes are sorted sets scored by expiry: `<base>rs:<sid>` (hashes of the session)
-// and `<base>ru` (sessions of the user). Each write prunes the members that have
-// expired and sets the index's TTL to its newest member's, so neither grows without bound.
-const LUA_HELPERS = `
+// - `<base>S:<sid>`: one hash per session, `PX` until its live token expires. Fields:
+//   the session's record (`userId`, `version`, `createdAt`, `lastUsedAt`, `expiresAt`,
+//   `ua`, `ip`), `live` (hash of the live token), `gen` (its generation), and per token
+//   `t:<hash>` = `<gen>` while live or `<gen>|<rotatedAt>|<childHash>` once rotated,
+//   with `g:<gen>` = `<hash>` so that the oldest can be forgotten in O(1).
+// - `<base>ru`: sorted set of the user's session ids scored by expiry, pruned of expired
+//   members on every write: the least recently used session is first.
+//
+// Every script touches a bounded number of fields: one session, or at most the user's
+// bounded number of sessions. Listing is a read from the client, not a script.
+const LUA_BASE = `
 local base = string.sub(KEYS[1], 1, -3)
-local function index (key, score, member, now)
-  redis.call('ZADD', key, 'GT', score, member)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+local function touchIndex (key, now)
   local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
   if newest[2] ~= nil then
     redis.call('PEXPIRE', key, math.max(1, tonumber(newest[2]) - now))
   end
 end
-local function fields (flat)
-  local record = {}
-  for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
-  return record
-end
-`
-
-/** KEYS: ru, r:<hash>, rs:<sid>. ARGV: now, expiresAt, sessionId, hash, then the record's field/value pairs. */
-const CREATE_SCRIPT = `${LUA_HELPERS}
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  return redis.error_reply('ERR refresh token hash already stored')
-end
-local now = tonumber(ARGV[1])
-local expiresAt = tonumber(ARGV[2])
-if expiresAt <= now then return 0 end
-redis.call('HSET', KEYS[2], unpack(ARGV, 5))
-redis.call('PEXPIRE', KEYS[2], expiresAt - now)
-index(KEYS[3], expiresAt, ARGV[4], now)
-index(KEYS[1], expiresAt, ARGV[3], now)
-return 1
 `
 
 /**
- * KEYS: ru, r:<hash>, r:<childHash>. ARGV: userId, childHash, childExpiresAt, now,
- * graceMs, userAgent, ip (each of those two `-` for null or `+` and the value),
- * the most rotated ancestors a session keeps.
- * Returns { outcome } or { outcome, record fields }.
+ * KEYS: ru, S:<sid>. ARGV: now, maxSessions, sessionId, hash, userId, version,
+ * createdAt, lastUsedAt, expiresAt, userAgent, ip (each of those two `-` for null or
+ * `+` and the value). Returns the evicted session ids.
  */
-const ROTATE_SCRIPT = `${LUA_HELPERS}
-local flat = redis.call('HGETALL', KEYS[2])
-if #flat == 0 then return { 'not-found' } end
-local record = fields(flat)
-local now = tonumber(ARGV[4])
-if record.userId ~= ARGV[1] or tonumber(record.expiresAt) <= now then return { 'not-found' } end
-if record.rotatedAt then
-  if now - tonumber(record.rotatedAt) <= tonumber(ARGV[5]) then return { 'grace', flat } end
-  return { 'reused', flat }
+const CREATE_SCRIPT = `${LUA_BASE}
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return redis.error_reply('ERR session id already stored')
 end
-local childExpiresAt = tonumber(ARGV[3])
-redis.call('HSET', KEYS[2], 'rotatedAt', ARGV[4], 'childHash', ARGV[2])
-local child = {
-  'hash', ARGV[2], 'sessionId', record.sessionId, 'userId', record.userId,
-  'version', record.version, 'sessionCreatedAt', record.sessionCreatedAt,
-  'createdAt', ARGV[4], 'expiresAt', ARGV[3], 'lastUsedAt', ARGV[4]
-}
-local userAgent = record.userAgent
-if string.sub(ARGV[6], 1, 1) == '+' then userAgent = string.sub(ARGV[6], 2) end
-if userAgent then table.insert(child, 'userAgent'); table.insert(child, userAgent) end
-local ip = record.ip
-if string.sub(ARGV[7], 1, 1) == '+' then ip = string.sub(ARGV[7], 2) end
-if ip then table.insert(child, 'ip'); table.insert(child, ip) end
-redis.call('DEL', KEYS[3])
-redis.call('HSET', KEYS[3], unpack(child))
-redis.call('PEXPIRE', KEYS[3], math.max(1, childExpiresAt - now))
-local sessionIndex = base .. 'rs:' .. record.sessionId
-index(sessionIndex, childExpiresAt, ARGV[2], now)
--- Keep at most ARGV[8] rotated ancestors (scored by expiry, so the oldest first): a
--- session refreshed in a loop cannot grow without bound. A forgotten ancestor
--- presented again is not found (invalid) instead of detected as reused.
-local excess = redis.call('ZCARD', sessionIndex) - 1 - tonumber(ARGV[8])
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local evicted = {}
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[2]) + 1
 if excess > 0 then
-  for _, oldest in ipairs(redis.call('ZRANGE', sessionIndex, 0, excess - 1)) do
-    redis.call('DEL', base .. 'r:' .. oldest)
-  end
-  redis.call('ZREMRANGEBYRANK', sessionIndex, 0, excess - 1)
+  evicted = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
+  for _, sid in ipairs(evicted) do redis.call('UNLINK', base .. 'S:' .. sid) end
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
 end
-index(KEYS[1], childExpiresAt, record.sessionId, now)
-return { 'rotated', redis.call('HGETALL', KEYS[2]) }
+local expiresAt = tonumber(ARGV[9])
+if expiresAt <= now then return evicted end
+redis.call('HSET', KEYS[2], 'userId', ARGV[5], 'version', ARGV[6], 'createdAt', ARGV[7],
+  'lastUsedAt', ARGV[8], 'expiresAt', ARGV[9], 'live', ARGV[4], 'gen', 0, 't:' .. ARGV[4], '0', 'g:0', ARGV[4])
+if string.sub(ARGV[10], 1, 1) == '+' then redis.call('HSET', KEYS[2], 'ua', string.sub(ARGV[10], 2)) end
+if string.sub(ARGV[11], 1, 1) == '+' then redis.call('HSET', KEYS[2], 'ip', string.sub(ARGV[11], 2)) end
+redis.call('PEXPIRE', KEYS[2], expiresAt - now)
+redis.call('ZADD', KEYS[1], expiresAt, ARGV[3])
+touchIndex(KEYS[1], now)
+return evicted
 `
 
-/** KEYS: ru. ARGV: now. Returns the newest unexpired, unrotated record of each live session. */
-const LIST_SCRIPT = `${LUA_HELPERS}
-local out = {}
-local sessions = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
-for _, sessionId in ipairs(sessions) do
-  local hashes = redis.call('ZREVRANGEBYSCORE', base .. 'rs:' .. sessionId, '+inf', '(' .. ARGV[1])
-  for _, hash in ipairs(hashes) do
-    local flat = redis.call('HGETALL', base .. 'r:' .. hash)
-    local record = fields(flat)
-    if #flat > 0 and not record.rotatedAt and tonumber(record.expiresAt) > tonumber(ARGV[1]) then
-      table.insert(out, flat)
-      break
-    end
-  end
+/** The session fields every read returns, in this order, then the presented token's entry. */
+const SESSION_FIELDS = ['userId', 'version', 'createdAt', 'lastUsedAt', 'expiresAt', 'ua', 'ip', 'live']
+
+/**
+ * KEYS: ru, S:<sid>. ARGV: userId, hash, childHash, now, childExpiresAt, userAgent,
+ * ip (`-`/`+value`), keepRotated, sessionId. Returns nil when the token is not a live
+ * session's, else { rotated (1/0), the session fields after the call, the token's entry before it }.
+ */
+const ROTATE_SCRIPT = `${LUA_BASE}
+local s = KEYS[2]
+local m = redis.call('HMGET', s, 'userId', 'version', 'createdAt', 'lastUsedAt', 'expiresAt', 'ua', 'ip', 'live', 'gen', 't:' .. ARGV[2])
+local now = tonumber(ARGV[4])
+if not m[1] or m[1] ~= ARGV[1] or not m[10] or tonumber(m[5]) <= now then return nil end
+if m[8] ~= ARGV[2] then
+  return { 0, m[1], m[2], m[3], m[4], m[5], m[6] or false, m[7] or false, m[8], m[10] }
 end
-return out
+local gen = tonumber(m[9]) + 1
+local child = ARGV[3]
+redis.call('HSET', s, 't:' .. ARGV[2], (gen - 1) .. '|' .. ARGV[4] .. '|' .. child,
+  't:' .. child, tostring(gen), 'g:' .. gen, child, 'live', child, 'gen', gen,
+  'lastUsedAt', ARGV[4], 'expiresAt', ARGV[5])
+local ua = m[6]
+if string.sub(ARGV[6], 1, 1) == '+' then ua = string.sub(ARGV[6], 2); redis.call('HSET', s, 'ua', ua) end
+local ip = m[7]
+if string.sub(ARGV[7], 1, 1) == '+' then ip = string.sub(ARGV[7], 2); redis.call('HSET', s, 'ip', ip) end
+-- Forget the token that is now one generation beyond the rotated ones kept.
+local old = gen - tonumber(ARGV[8]) - 1
+if old >= 0 then
+  local oldHash = redis.call('HGET', s, 'g:' .. old)
+  if oldHash then redis.call('HDEL', s, 'g:' .. old, 't:' .. oldHash) end
+end
+redis.call('PEXPIRE', s, math.max(1, tonumber(ARGV[5]) - now))
+redis.call('ZADD', KEYS[1], ARGV[5], ARGV[9])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+touchIndex(KEYS[1], now)
+return { 1, m[1], m[2], m[3], ARGV[4], ARGV[5], ua or false, ip or false, child, m[10] }
 `
 
-/** KEYS: ru, rs:<sid>. ARGV: sessionId. Returns 1 when the session existed. */
-const DELETE_SESSION_SCRIPT = `${LUA_HELPERS}
-local hashes = redis.call('ZRANGE', KEYS[2], 0, -1)
-local listed = redis.call('ZREM', KEYS[1], ARGV[1])
-for _, hash in ipairs(hashes) do redis.call('DEL', base .. 'r:' .. hash) end
-redis.call('DEL', KEYS[2])
-if #hashes > 0 or listed == 1 then return 1 end
+/** KEYS: ru, S:<sid>. ARGV: sessionId, now. Returns 1 when a live session was deleted. */
+const DELETE_SESSION_SCRIPT = `
+local expiresAt = redis.call('HGET', KEYS[2], 'expiresAt')
+redis.call('UNLINK', KEYS[2])
+redis.call('ZREM', KEYS[1], ARGV[1])
+if expiresAt and tonumber(expiresAt) > tonumber(ARGV[2]) then return 1 end
 return 0
 `
 
-/** KEYS: ru. Returns how many sessions still had tokens. */
-const DELETE_USER_SCRIPT = `${LUA_HELPERS}
+/** KEYS: ru. ARGV: now. Deletes every session of the user (at most its session limit); returns how many were live. */
+const DELETE_USER_SCRIPT = `${LUA_BASE}
 local ended = 0
-for _, sessionId in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local key = base .. 'rs:' .. sessionId
-  local hashes = redis.call('ZRANGE', key, 0, -1)
-  if #hashes > 0 then ended = ended + 1 end
-  for _, hash in ipairs(hashes) do redis.call('DEL', base .. 'r:' .. hash) end
-  redis.call('DEL', key)
+for _, sid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')) do
+  ended = ended + redis.call('UNLINK', base .. 'S:' .. sid)
 end
-redis.call('DEL', KEYS[1])
+for _, sid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])) do
+  redis.call('UNLINK', base .. 'S:' .. sid)
+end
+redis.call('UNLINK', KEYS[1])
 return ended
 `
 
 const SCRIPTS = {
-  [`${COMMAND_PREFIX}Create`]: { lua: CREATE_SCRIPT, numberOfKeys: 3 },
-  [`${COMMAND_PREFIX}Rotate`]: { lua: ROTATE_SCRIPT, numberOfKeys: 3 },
-  [`${COMMAND_PREFIX}ListSessions`]: { lua: LIST_SCRIPT, numberOfKeys: 1, readOnly: true },
+  [`${COMMAND_PREFIX}CreateSession`]: { lua: CREATE_SCRIPT, numberOfKeys: 2 },
+  [`${COMMAND_PREFIX}RotateToken`]: { lua: ROTATE_SCRIPT, numberOfKeys: 2 },
   [`${COMMAND_PREFIX}DeleteSession`]: { lua: DELETE_SESSION_SCRIPT, numberOfKeys: 2 },
   [`${COMMAND_PREFIX}DeleteUser`]: { lua: DELETE_USER_SCRIPT, numberOfKeys: 1 }
 }
 
 type ScriptCommand = (...args: Array<string | number>) => Promise<unknown>
 interface ScriptCommands {
-  revocableJwtCreate: ScriptCommand
-  revocableJwtRotate: ScriptCommand
-  revocableJwtListSessions: ScriptCommand
+  revocableJwtCreateSession: ScriptCommand
+  revocableJwtRotateToken: ScriptCommand
   revocableJwtDeleteSession: ScriptCommand
   revocableJwtDeleteUser: ScriptCommand
-}
-
-function toFields (record: RefreshTokenRecord): string[] {
-  const out: string[] = []
-  for (const [name, value] of Object.entries(record)) {
-    if (value !== null && value !== undefined) out.push(name, String(value))
-  }
-  return out
-}
-
-function fromFields (flat: string[]): RefreshTokenRecord {
-  const f: Record<string, string> = {}
-  for (let i = 0; i < flat.length; i += 2) f[flat[i]] = flat[i + 1]
-  return {
-    hash: f.hash,
-    sessionId: f.sessionId,
-    userId: f.userId,
-    version: Number(f.version),
-    sessionCreatedAt: Number(f.sessionCreatedAt),
-    createdAt: Number(f.createdAt),
-    expiresAt: Number(f.expiresAt),
-    lastUsedAt: Number(f.lastUsedAt),
-    userAgent: f.userAgent ?? null,
-    ip: f.ip ?? null,
-    rotatedAt: f.rotatedAt === undefined ? null : Number(f.rotatedAt),
-    childHash: f.childHash ?? null
-  }
 }
 
 function optional (value: string | null): string {
   return value === null ? '-' : `+${value}`
 }
 
+type Field = string | null | false
+
+/** A session from its fields in SESSION_FIELDS order (false/null: absent). */
+function sessionOf (sessionId: string, f: Field[]): SessionRecord {
+  return {
+    sessionId,
+    userId: f[0] as string,
+    version: Number(f[1]),
+    createdAt: Number(f[2]),
+    lastUsedAt: Number(f[3]),
+    expiresAt: Number(f[4]),
+    userAgent: typeof f[5] === 'string' ? f[5] : null,
+    ip: typeof f[6] === 'string' ? f[6] : null
+  }
+}
+
+/** The facts from the session fields, the live hash and a token's entry (`<gen>` or `<gen>|<rotatedAt>|<childHash>`). */
+function factsOf (sessionId: string, f: Field[], entry: string): TokenFacts {
+  const [, rotatedAt, childHash] = entry.split('|')
+  return {
+    session: sessionOf(sessionId, f),
+    rotatedAt: rotatedAt === undefined ? null : Number(rotatedAt),
+    childHash: childHash ?? null,
+    liveHash: f[7] as string
+  }
+}
+
 /**
- * Refresh-token store in Redis, shared by every instance of a service.
- *
- * Keys (`<base>` = `keyPrefix{base64url(userId)}:`, one Cluster slot per user):
- * - `<base>r:<hash>`: the record, a hash with `PX` until the token expires;
- * - `<base>rs:<sid>`: sorted set of the session's token hashes, scored by expiry;
- * - `<base>ru`: sorted set of the user's session ids, scored by their newest expiry.
- *
- * Every write is one Lua script (ioredis `defineCommand`: EVALSHA, EVAL the first
- * time on a connection), atomic under concurrency; logout-all and the session list
- * read the indexes and never need KEYS or SCAN.
+ * Refresh-token store in Redis, shared by every instance of a service: one hash per
+ * session holding its record and its tokens' hashes (see the layout above).
+ * Create, rotate and the deletes are each one Lua script (`defineCommand`: EVALSHA),
+ * atomic under concurrency; `find` is one `HMGET`, `listSessions` one `ZRANGEBYSCORE`
+ * and one pipelined `HMGET` per live session (bounded by the session limit).
  */
 export class RedisRefreshTokenStore implements RefreshTokenStore {
+  readonly #client: Redis | Cluster
   readonly #commands: ScriptCommands
   readonly #keyPrefix: string
   readonly #now: () => number
@@ -328,6 +313,7 @@ export class RedisRefreshTokenStore implements RefreshTokenStore {
       // Redefining is harmless: stores sharing a client define the very same scripts.
       client.defineCommand(name, definition)
     }
+    this.#client = client
     this.#commands = client as unknown as ScriptCommands
     this.#keyPrefix = keyPrefix
     this.#now = now
@@ -337,43 +323,56 @@ export class RedisRefreshTokenStore implements RefreshTokenStore {
     return userKeyBase(this.#keyPrefix, userId)
   }
 
-  async create (record: RefreshTokenRecord): Promise<void> {
-    const base = this.#base(record.userId)
-    await this.#commands.revocableJwtCreate(
-      `${base}ru`, `${base}r:${record.hash}`, `${base}rs:${record.sessionId}`,
-      this.#now(), record.expiresAt, record.sessionId, record.hash, ...toFields(record))
+  async create (input: CreateSessionInput): Promise<CreateSessionResult> {
+    const { session, tokenHash, now, maxSessions } = input
+    const base = this.#base(session.userId)
+    const evicted = await this.#commands.revocableJwtCreateSession(
+      `${base}ru`, `${base}S:${session.sessionId}`,
+      now, maxSessions, session.sessionId, tokenHash, session.userId, session.version,
+      session.createdAt, session.lastUsedAt, session.expiresAt, optional(session.userAgent), optional(session.ip)) as string[]
+    return { evicted }
   }
 
-  async rotate (input: RotateInput): Promise<RotateResult> {
+  async find (userId: string, sessionId: string, hash: string, now: number): Promise<TokenFacts | null> {
+    const fields = await this.#client.hmget(`${this.#base(userId)}S:${sessionId}`, ...SESSION_FIELDS, `t:${hash}`)
+    const entry = fields[SESSION_FIELDS.length]
+    if (fields[0] !== userId || entry === null || !(Number(fields[4]) > now)) return null
+    return factsOf(sessionId, fields, entry)
+  }
+
+  async rotate (input: RotateInput): Promise<RotationFacts | null> {
     const base = this.#base(input.userId)
-    const [outcome, flat] = await this.#commands.revocableJwtRotate(
-      `${base}ru`, `${base}r:${input.hash}`, `${base}r:${input.childHash}`,
-      input.userId, input.childHash, input.childExpiresAt, input.now, input.graceMs,
-      optional(input.userAgent), optional(input.ip), MAX_ROTATED_PER_SESSION) as [RotateResult['outcome'], string[] | undefined]
-    if (outcome === 'not-found') return { outcome }
-    return { outcome, record: fromFields(flat as string[]) }
+    const reply = await this.#commands.revocableJwtRotateToken(
+      `${base}ru`, `${base}S:${input.sessionId}`,
+      input.userId, input.hash, input.childHash, input.now, input.childExpiresAt,
+      optional(input.userAgent), optional(input.ip), input.keepRotated, input.sessionId) as [number, ...Field[]] | null
+    if (reply === null) return null
+    const [rotated, ...fields] = reply
+    return { ...factsOf(input.sessionId, fields, fields[8] as string), rotated: rotated === 1 }
   }
 
   async listSessions (userId: string, now: number): Promise<SessionRecord[]> {
-    const rows = await this.#commands.revocableJwtListSessions(`${this.#base(userId)}ru`, now) as string[][]
-    return rows.map(fromFields).map(record => ({
-      sessionId: record.sessionId,
-      userId: record.userId,
-      createdAt: record.sessionCreatedAt,
-      lastUsedAt: record.lastUsedAt,
-      expiresAt: record.expiresAt,
-      userAgent: record.userAgent,
-      ip: record.ip
-    })).sort((a, b) => a.createdAt - b.createdAt)
+    const base = this.#base(userId)
+    const ids = await this.#client.zrangebyscore(`${base}ru`, `(${now}`, '+inf')
+    if (ids.length === 0) return []
+    const pipeline = this.#client.pipeline()
+    for (const sessionId of ids) pipeline.hmget(`${base}S:${sessionId}`, ...SESSION_FIELDS)
+    const replies = await pipeline.exec() as Array<[Error | null, Field[]]>
+    const sessions: SessionRecord[] = []
+    replies.forEach(([err, fields], i) => {
+      if (err !== null) throw err
+      if (fields[0] === userId && Number(fields[4]) > now) sessions.push(sessionOf(ids[i], fields))
+    })
+    return sessions.sort((a, b) => a.createdAt - b.createdAt)
   }
 
   async deleteSession (userId: string, sessionId: string): Promise<boolean> {
     const base = this.#base(userId)
-    return await this.#commands.revocableJwtDeleteSession(`${base}ru`, `${base}rs:${sessionId}`, sessionId) === 1
+    return await this.#commands.revocableJwtDeleteSession(`${base}ru`, `${base}S:${sessionId}`, sessionId, this.#now()) === 1
   }
 
   async deleteUser (userId: string): Promise<number> {
-    return await this.#commands.revocableJwtDeleteUser(`${this.#base(userId)}ru`) as number
+    return await this.#commands.revocableJwtDeleteUser(`${this.#base(userId)}ru`, this.#now()) as number
   }
 
   /** Does not quit the client: the store did not create it. */

@@ -1,6 +1,7 @@
 import t from 'tap'
-import { MAX_ROTATED_PER_SESSION, MemoryRefreshTokenStore, MemoryRevocationStore } from '../../lib/stores/memory.js'
-import { makeRecord, refreshTokenStoreContract, revocationStoreContract, rotatedAncestorsBoundCase, type ContractClock } from './contract.js'
+import { MemoryRefreshTokenStore, MemoryRevocationStore } from '../../lib/stores/memory.js'
+import { makeSession, refreshTokenStoreContract, revocationStoreContract, type ContractClock } from '../../lib/testing/contract.js'
+import { declareWith } from './tap-contract.js'
 
 function fakeClock (): ContractClock {
   let now = 1_800_000_000_000
@@ -11,7 +12,7 @@ function fakeClock (): ContractClock {
 }
 
 t.test('MemoryRevocationStore passes the store contract', async (t) => {
-  revocationStoreContract(t, async () => {
+  revocationStoreContract(declareWith(t), async () => {
     const clock = fakeClock()
     const store = new MemoryRevocationStore({ now: clock.now })
     return { store, clock, close: () => store.close() }
@@ -19,7 +20,7 @@ t.test('MemoryRevocationStore passes the store contract', async (t) => {
 })
 
 t.test('MemoryRefreshTokenStore passes the store contract', async (t) => {
-  refreshTokenStoreContract(t, async () => {
+  refreshTokenStoreContract(declareWith(t), async () => {
     const clock = fakeClock()
     const store = new MemoryRefreshTokenStore({ now: clock.now })
     return { store, clock, close: () => store.close() }
@@ -39,29 +40,21 @@ t.test('the revoked set shrinks once the revoked tokens have expired', async (t)
   t.same(await store.check('u', 'jti-1', 'sid-long'), { tokenRevoked: false, sessionRevoked: true, version: 0 })
 })
 
-t.test('expired refresh tokens are swept from memory', async (t) => {
+t.test('expired sessions are swept from memory', async (t) => {
   const clock = fakeClock()
   const store = new MemoryRefreshTokenStore({ now: clock.now, sweepInterval: 1000 })
-  const short = makeRecord(clock.now(), { expiresAt: clock.now() + 5000 })
-  await store.create(short)
-  await store.create(makeRecord(clock.now()))
+  const short = makeSession(clock.now(), { expiresAt: clock.now() + 5000 })
+  await store.create({ session: short, tokenHash: 'a', now: clock.now(), maxSessions: 10 })
+  await store.create({ session: makeSession(clock.now()), tokenHash: 'b', now: clock.now(), maxSessions: 10 })
   t.equal(store.size, 2)
   await clock.advance(6000)
-  await store.create(makeRecord(clock.now()))
-  t.equal(store.size, 2, 'the expired record was dropped by the sweep')
+  await store.create({ session: makeSession(clock.now()), tokenHash: 'c', now: clock.now(), maxSessions: 10 })
+  t.equal(store.size, 2, 'the expired session was dropped by the sweep')
   t.same(await store.listSessions(short.userId, clock.now()), [])
-  t.equal(await store.deleteSession(short.userId, short.sessionId), false, 'its session index is gone too')
+  t.equal(await store.deleteSession(short.userId, short.sessionId), false, 'its session is gone')
 })
 
 t.test('memory store options are validated', async (t) => {
   t.throws(() => new MemoryRevocationStore({ now: 5 as unknown as () => number }), { message: 'MemoryRevocationStore: now must be a function' })
   t.throws(() => new MemoryRefreshTokenStore({ sweepInterval: -1 }), { message: 'MemoryRefreshTokenStore: sweepInterval must be a non-negative number of ms' })
-})
-
-t.test('MemoryRefreshTokenStore bounds the rotated tokens of a session', async (t) => {
-  rotatedAncestorsBoundCase(t, async () => {
-    const clock = fakeClock()
-    const store = new MemoryRefreshTokenStore({ now: clock.now })
-    return { store, clock, close: () => store.close() }
-  }, MAX_ROTATED_PER_SESSION)
 })

@@ -1,9 +1,9 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
 import { RedisRefreshTokenStore, RedisRevocationStore, userKeyBase } from '../../lib/stores/redis.js'
+import { makeSession, randomKey, realClock, refreshTokenStoreContract, revocationStoreContract, rotation } from '../../lib/testing/contract.js'
 import { RedisServer } from '../redis-server.js'
-import { makeRecord, randomKey, refreshTokenStoreContract, revocationStoreContract, rotatedAncestorsBoundCase, rotation, type ContractClock } from './contract.js'
-import { MAX_ROTATED_PER_SESSION } from '../../lib/stores/memory.js'
+import { declareWith } from './tap-contract.js'
 
 const MINUTE = 60_000
 const DAY = 86_400_000
@@ -13,41 +13,24 @@ t.teardown(() => server.close())
 const client = new Redis(server.url, { lazyConnect: false })
 t.teardown(() => client.quit())
 
-/**
- * Redis expires keys on its own clock, so the contract's `advance` really sleeps:
- * the only way to see a PX TTL run out on a real server.
- */
-function realClock (): ContractClock {
-  return {
-    now: () => Date.now(),
-    advance: (ms) => new Promise(resolve => setTimeout(resolve, ms))
-  }
-}
-
-/** A fresh prefix per fixture: every case starts with an empty store on the shared server. */
+/** A fresh prefix per fixture: every case starts with an empty store on the private server. */
 function freshPrefix (): string {
   return `test-${randomKey()}:`
 }
 
+// Redis expires keys on its own clock, so the contract's `advance` really waits.
 t.test('RedisRevocationStore passes the store contract', async (t) => {
-  revocationStoreContract(t, async () => {
+  revocationStoreContract(declareWith(t), async () => {
     const store = new RedisRevocationStore({ client, keyPrefix: freshPrefix() })
     return { store, clock: realClock(), close: () => store.close() }
   })
 })
 
 t.test('RedisRefreshTokenStore passes the store contract', async (t) => {
-  refreshTokenStoreContract(t, async () => {
+  refreshTokenStoreContract(declareWith(t), async () => {
     const store = new RedisRefreshTokenStore({ client, keyPrefix: freshPrefix() })
     return { store, clock: realClock(), close: () => store.close() }
   })
-})
-
-t.test('RedisRefreshTokenStore bounds the rotated tokens of a session', async (t) => {
-  rotatedAncestorsBoundCase(t, async () => {
-    const store = new RedisRefreshTokenStore({ client, keyPrefix: freshPrefix() })
-    return { store, clock: realClock(), close: () => store.close() }
-  }, MAX_ROTATED_PER_SESSION)
 })
 
 t.test('revoked ids are kept with a PX TTL equal to the time left on the token', async (t) => {
@@ -75,75 +58,52 @@ t.test('a user id with braces cannot escape its hash tag', async (t) => {
   t.notMatch(base.slice(3, -2), /[{}]/)
 })
 
-t.test('refresh records and their indexes expire with the newest token', async (t) => {
+t.test('a session is one hash that expires with its live token; the user index follows its newest session', async (t) => {
   const prefix = freshPrefix()
   const store = new RedisRefreshTokenStore({ client, keyPrefix: prefix })
   const now = Date.now()
-  const record = makeRecord(now, { expiresAt: now + 7 * DAY })
-  await store.create(record)
-  const base = userKeyBase(prefix, record.userId)
-  const recordTtl = await client.pttl(`${base}r:${record.hash}`)
-  t.ok(recordTtl > 7 * DAY - 2000 && recordTtl <= 7 * DAY, `record TTL ${recordTtl}`)
-  t.same(await client.zrange(`${base}rs:${record.sessionId}`, 0, '-1', 'WITHSCORES'), [record.hash, String(record.expiresAt)])
-  t.same(await client.zrange(`${base}ru`, 0, '-1', 'WITHSCORES'), [record.sessionId, String(record.expiresAt)])
+  const session = makeSession(now, { userAgent: null })
+  await store.create({ session, tokenHash: 'first', now, maxSessions: 100 })
+  const base = userKeyBase(prefix, session.userId)
+  const key = `${base}S:${session.sessionId}`
+  t.ok(await client.pttl(key) > 7 * DAY - 2000, 'the session lives as long as its token')
+  t.same(await client.zrange(`${base}ru`, 0, '-1', 'WITHSCORES'), [session.sessionId, String(session.expiresAt)])
 
   const later = now + DAY
-  await store.rotate(rotation(record, later, { childHash: 'child', userAgent: null, ip: null }))
-  t.same(await client.hgetall(`${base}r:child`), {
-    hash: 'child',
-    sessionId: record.sessionId,
-    userId: record.userId,
+  await store.rotate(rotation(session, 'first', 'child', later, { userAgent: null, ip: null }))
+  t.same(await client.hgetall(key), {
+    userId: session.userId,
     version: '0',
-    sessionCreatedAt: String(now),
-    createdAt: String(later),
-    expiresAt: String(later + 7 * DAY),
+    createdAt: String(now),
     lastUsedAt: String(later),
-    userAgent: 'contract-test',
-    ip: '127.0.0.1'
-  }, 'the child keeps the session\'s client info when the rotation brings none')
-  const childTtl = await client.pttl(`${base}r:child`)
-  t.ok(childTtl > 7 * DAY - 2000 && childTtl <= 7 * DAY, `child TTL ${childTtl} counts from the rotation`)
-  t.equal(await client.hget(`${base}r:${record.hash}`, 'childHash'), 'child')
-  t.ok(await client.pttl(`${base}r:${record.hash}`) <= 7 * DAY, 'the parent keeps its own expiry')
-  for (const index of [`${base}rs:${record.sessionId}`, `${base}ru`]) {
-    const ttl = await client.pttl(index)
-    // The index's TTL follows its newest member, the child: its expiry less the rotation's `now`.
-    t.ok(ttl > 7 * DAY - 2000 && ttl <= 7 * DAY, `${index} TTL ${ttl}`)
-  }
-  t.same(await client.zrange(`${base}ru`, 0, '-1', 'WITHSCORES'), [record.sessionId, String(later + 7 * DAY)], 'the session is scored by its newest token')
+    expiresAt: String(later + 7 * DAY),
+    ip: '127.0.0.1',
+    live: 'child',
+    gen: '1',
+    't:first': `0|${later}|child`,
+    't:child': '1',
+    'g:0': 'first',
+    'g:1': 'child'
+  }, 'no user agent is stored when neither the login nor the rotation brought one')
+  const ttl = await client.pttl(key)
+  t.ok(ttl > 7 * DAY - 2000 && ttl <= 7 * DAY, `the session TTL ${ttl} counts from the rotation's now`)
+  t.same(await client.zrange(`${base}ru`, 0, '-1', 'WITHSCORES'), [session.sessionId, String(later + 7 * DAY)], 'the session is scored by its live token\'s expiry')
 })
 
-t.test('expired members are pruned from the indexes by the next write', async (t) => {
+t.test('an expired session leaves the user index at the next write, and deleting the user leaves no key', async (t) => {
   const prefix = freshPrefix()
   const store = new RedisRefreshTokenStore({ client, keyPrefix: prefix })
   const now = Date.now()
-  const old = makeRecord(now, { expiresAt: now + 1000 })
-  await store.create(old)
+  const old = makeSession(now, { expiresAt: now + 1000 })
+  await store.create({ session: old, tokenHash: 'old', now, maxSessions: 100 })
   const base = userKeyBase(prefix, old.userId)
-  t.equal(await client.zcard(`${base}ru`), 1)
-  // Redis expires the record on its own clock: wait until it really has.
-  await new Promise(resolve => setTimeout(resolve, 1100))
-  t.equal(await client.exists(`${base}r:${old.hash}`, `${base}rs:${old.sessionId}`), 0, 'record and session index expired with the token')
-  const fresh = makeRecord(Date.now(), { userId: old.userId })
-  await store.create(fresh)
+  // Redis expires the session on its own clock: wait until it really has.
+  while (await client.exists(`${base}S:${old.sessionId}`) === 1) await new Promise(resolve => setTimeout(resolve, 50))
+  const fresh = makeSession(Date.now(), { userId: old.userId })
+  await store.create({ session: fresh, tokenHash: 'fresh', now: Date.now(), maxSessions: 100 })
   t.same(await client.zrange(`${base}ru`, 0, '-1'), [fresh.sessionId], 'the expired session left the user index')
   t.equal(await store.deleteUser(old.userId), 1)
   t.same(await client.keys(`${prefix}*`), [], 'deleting the user leaves no key behind')
-})
-
-t.test('deleting a session removes its records and its index entries', async (t) => {
-  const prefix = freshPrefix()
-  const store = new RedisRefreshTokenStore({ client, keyPrefix: prefix })
-  const now = Date.now()
-  const record = makeRecord(now)
-  const sibling = makeRecord(now, { userId: record.userId })
-  await store.create(record)
-  await store.create(sibling)
-  await store.rotate(rotation(record, now, { childHash: 'c1', graceMs: 0, userAgent: 'ua', ip: '1.2.3.4' }))
-  t.equal(await store.deleteSession(record.userId, record.sessionId), true)
-  const base = userKeyBase(prefix, record.userId)
-  t.same((await client.keys(`${prefix}*`)).sort(), [`${base}r:${sibling.hash}`, `${base}rs:${sibling.sessionId}`, `${base}ru`].sort())
-  t.same(await client.zrange(`${base}ru`, 0, '-1'), [sibling.sessionId])
 })
 
 t.test('an ioredis keyPrefix on the client applies to the keys the scripts derive', async (t) => {
@@ -152,14 +112,15 @@ t.test('an ioredis keyPrefix on the client applies to the keys the scripts deriv
   const prefix = freshPrefix()
   const store = new RedisRefreshTokenStore({ client: prefixed, keyPrefix: prefix })
   const now = Date.now()
-  const record = makeRecord(now)
-  await store.create(record)
-  await store.rotate(rotation(record, now, { childHash: 'c1', graceMs: 0, userAgent: 'ua', ip: null }))
+  const session = makeSession(now)
+  const second = makeSession(now, { userId: session.userId })
+  await store.create({ session, tokenHash: 'a', now, maxSessions: 100 })
+  await store.create({ session: second, tokenHash: 'b', now, maxSessions: 1 })
   const keys = await client.keys(`*${prefix}*`)
-  t.equal(keys.length, 4, 'parent, child, session index, user index')
+  t.equal(keys.length, 2, 'the second session and the user index; the first was evicted')
   t.ok(keys.every(k => k.startsWith(`app:${prefix}`)), 'every key carries the client prefix')
-  t.equal((await store.listSessions(record.userId, now)).length, 1)
-  t.equal(await store.deleteUser(record.userId), 1)
+  t.equal((await store.listSessions(session.userId, now)).length, 1)
+  t.equal(await store.deleteUser(session.userId), 1)
   t.same(await client.keys(`*${prefix}*`), [])
 })
 

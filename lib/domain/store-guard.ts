@@ -1,4 +1,4 @@
-import { AuthStoreUnavailableError } from './errors.js'
+import { AuthStoreUnavailableError } from '../errors.js'
 
 /** A store call in flight: a link in its deadline list, which is ordered by deadline. */
 interface PendingCall {

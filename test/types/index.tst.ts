@@ -1,21 +1,31 @@
-// Type-level tests of the public API, against the built package (run `npm run build` first).
+// Type-level tests of the public API, against the built package as a user imports it
+// (run `npm run build` first).
 import { expect } from 'tstyche'
 import Fastify, { type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify'
+import fastifyJwt from '@fastify/jwt'
 import revocableJwt, {
   AuthStoreUnavailableError,
   MemoryRefreshTokenStore,
   MemoryRevocationStore,
   TokenExpiredError,
+  decideRotation,
   revocableJwtAuthenticate,
-  revocableJwtCore,
+  revocableJwtIssuance,
+  revocableJwtRefreshRoutes,
+  revocableJwtRevocation,
+  revocableJwtTokenVersions,
   type AccessTokenClaims,
   type AuthContext,
+  type AuthHook,
   type IssuedTokens,
   type RefreshTokenStore,
   type RevocableJwtOptions,
   type RevocationState,
   type RevocationStore,
-  type RotateResult
+  type RotationDecision,
+  type RotationFacts,
+  type SessionRecord,
+  type TokenFacts
 } from 'fastify-revocable-jwt'
 
 const app = Fastify()
@@ -26,14 +36,16 @@ expect(app.register(revocableJwt, {
   secret: 'x'.repeat(32),
   accessTokenTtl: '15m',
   refreshTokenTtl: 604800,
-  cookie: { secure: false },
+  cookie: { secure: false, path: '/api/auth', sameSite: 'lax' },
   routes: { sessions: false },
+  maxSessions: 20,
   revocationStore: new MemoryRevocationStore(),
   refreshTokenStore: new MemoryRefreshTokenStore()
 })).type.not.toRaiseError()
 expect(app.register(revocableJwt, { secret: 'x'.repeat(32), accessTokenTtl: true })).type.toRaiseError()
 expect(app.register(revocableJwt, { secret: 'x'.repeat(32), algorithm: 'none' })).type.toRaiseError()
 expect(app.register(revocableJwt, { secret: 'x'.repeat(32), unknownOption: 1 })).type.toRaiseError()
+expect(app.register(revocableJwt, { secret: 'x'.repeat(32), cookie: { sameSite: 'none' } })).type.toRaiseError()
 expect(app.register(revocableJwt, {
   secret: 'x'.repeat(32),
   redis: { url: 'redis://127.0.0.1:6379', keyPrefix: 'app:' },
@@ -42,22 +54,37 @@ expect(app.register(revocableJwt, {
   bumpTokenVersion: async () => 1
 })).type.not.toRaiseError()
 expect(app.register(revocableJwt, { secret: 'x'.repeat(32), accessTokenClaims: () => 'admin' })).type.toRaiseError()
-expect(app.register(revocableJwtCore, { secret: 'x'.repeat(32) })).type.not.toRaiseError()
-expect(app.register(revocableJwtAuthenticate)).type.not.toRaiseError()
 
-// Decorators
-expect(app.authenticate).type.toBe<(request: FastifyRequest, reply: FastifyReply) => Promise<void>>()
-expect(app.get('/', { onRequest: [app.authenticate] }, async () => 'ok')).type.not.toRaiseError()
-expect(app.bumpTokenVersion('u')).type.toBe<Promise<number>>()
-expect(app.bumpTokenVersion(1)).type.toRaiseError()
-expect(app.revokeAccessToken({ sub: 'u', jti: 'j', exp: 1 })).type.toBe<Promise<void>>()
-expect(app.revocableJwt.options.accessTokenTtlMs).type.toBe<number>()
+// Each plugin alone, with its own options only
+expect(app.register(revocableJwtRevocation, { redis: 'redis://127.0.0.1:6379' })).type.not.toRaiseError()
+expect(app.register(revocableJwtRevocation, { tokenClaims: (request: FastifyRequest) => request.user as { sub: string } })).type.not.toRaiseError()
+expect(app.register(revocableJwtRevocation, { secret: 'x'.repeat(32) })).type.toRaiseError()
+expect(app.register(revocableJwtTokenVersions, { getTokenVersion: () => 0, bumpTokenVersion: () => 1 })).type.not.toRaiseError()
+expect(app.register(revocableJwtAuthenticate, { secret: 'x'.repeat(32), verifyCacheSize: 0 })).type.not.toRaiseError()
+expect(app.register(revocableJwtAuthenticate, { refreshTokenTtl: '1d' })).type.toRaiseError()
+expect(app.register(revocableJwtIssuance, { maxSessions: 10, cookie: { name: 'rt' } })).type.not.toRaiseError()
+expect(app.register(revocableJwtRefreshRoutes, { logoutAll: false, allowedOrigins: ['https://app.example'] })).type.not.toRaiseError()
+
+// The namespace: one decorator, typed members; no fastify.authenticate of ours
+expect(app.revocableJwt.authenticate).type.toBe<AuthHook>()
+expect(app.revocableJwt.checkRevocation).type.toBe<AuthHook>()
+expect(app.get('/', { onRequest: [app.revocableJwt.authenticate] }, async () => 'ok')).type.not.toRaiseError()
+expect(app).type.not.toHaveProperty('authenticate')
+expect(app.revocableJwt.bumpTokenVersion('u')).type.toBe<Promise<number>>()
+expect(app.revocableJwt.bumpTokenVersion(1)).type.toRaiseError()
+expect(app.revocableJwt.revokeAccessToken({ sub: 'u', jti: 'j', exp: 1 })).type.toBe<Promise<void>>()
+expect(app.revocableJwt.changeCredentials('u', async () => {})).type.toBe<Promise<number>>()
+expect(app.revocableJwt.listSessions('u')).type.toBe<Promise<SessionRecord[]>>()
 expect(app.revocableJwt.revocationStore).type.toBe<RevocationStore>()
 expect(app.revocableJwt.refreshTokenStore).type.toBe<RefreshTokenStore>()
 expect(app.revocableJwt.verifyAccessToken('t')).type.toBe<AccessTokenClaims>()
+expect(app.revocableJwt.accessTokens.ttlMs).type.toBe<number>()
 app.revocableJwt.events.on('refreshTokenReused', (event) => {
   expect(event.sessionId).type.toBe<string>()
   expect(event.ip).type.toBe<string | null>()
+})
+app.revocableJwt.events.on('sessionRevoked', (event) => {
+  expect(event.reason).type.toBe<'logout' | 'revoked' | 'reuse' | 'stale-version' | 'evicted'>()
 })
 expect(app.revocableJwt.events.on('noSuchEvent', () => {})).type.toRaiseError()
 
@@ -65,13 +92,25 @@ app.get('/me', async (request: FastifyRequest, reply: FastifyReply) => {
   expect(request.auth).type.toBe<AuthContext | null>()
   expect(request.auth?.claims.sub).type.toBe<string | undefined>()
   expect(reply.issueTokens({ id: 'u' })).type.toBe<Promise<IssuedTokens>>()
+  expect(reply.issueTokens({ id: 'u', tokenVersion: 3 })).type.toBe<Promise<IssuedTokens>>()
   expect(reply.issueTokens({ id: 'u', claims: { role: 'admin' } })).type.toRaiseError()
   expect(reply.issueTokens({ id: 1 })).type.toRaiseError()
   expect(reply.clearRefreshCookie()).type.toBe<FastifyReply>()
   return null
 })
 
-// Stores: a custom adapter implements the interfaces
+// An app that decorates fastify.authenticate itself, as @fastify/jwt teaches, keeps its own type
+declare module 'fastify' {
+  interface FastifyInstance {
+    authenticateOwn: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+  }
+}
+const own = Fastify()
+await own.register(fastifyJwt, { secret: 'x'.repeat(32) })
+own.decorate('authenticateOwn', async (request: FastifyRequest) => { await request.jwtVerify() })
+expect(own.get('/p', { onRequest: [own.authenticateOwn, own.revocableJwt.checkRevocation] }, async () => 'ok')).type.not.toRaiseError()
+
+// Stores: a custom adapter implements the interfaces; facts, not decisions
 class CustomRevocation implements RevocationStore {
   async check (): Promise<RevocationState> { return { tokenRevoked: false, sessionRevoked: false, version: 0 } }
   async revokeToken (): Promise<void> {}
@@ -81,21 +120,28 @@ class CustomRevocation implements RevocationStore {
 }
 expect(new CustomRevocation()).type.toBeAssignableTo<RevocationStore>()
 expect<{ check (): Promise<boolean> }>().type.not.toBeAssignableTo<RevocationStore>()
-expect<RotateResult>().type.toBeAssignableFrom({ outcome: 'not-found' as const })
-expect<RotateResult>().type.not.toBeAssignableFrom({ outcome: 'rotated' as const })
+expect<RotationFacts>().type.toBeAssignableTo<TokenFacts>()
+expect<RotationFacts>().type.not.toHaveProperty('outcome')
+expect(decideRotation(null, { presented: 't', now: 0, graceMs: 0, currentVersion: 0, keepRotated: 64, derive: (t: string) => t, hash: (t: string) => t })).type.toBe<RotationDecision>()
 
 // Errors carry their codes and statuses
 expect(new TokenExpiredError().code).type.toBe<'TOKEN_EXPIRED'>()
 expect(new AuthStoreUnavailableError().statusCode).type.toBe<503>()
 
-// Adapters
+// Adapters, each on its own subpath
 import { Redis } from 'ioredis'
 import { MongoClient } from 'mongodb'
-import { MongoRefreshTokenStore, RedisRefreshTokenStore, RedisRevocationStore } from 'fastify-revocable-jwt'
+import { RedisRefreshTokenStore, RedisRevocationStore } from 'fastify-revocable-jwt/redis'
+import { MongoRefreshTokenStore } from 'fastify-revocable-jwt/mongodb'
 expect(new RedisRevocationStore({ client: new Redis({ lazyConnect: true }) })).type.toBeAssignableTo<RevocationStore>()
 expect(new RedisRefreshTokenStore({ client: new Redis({ lazyConnect: true }), keyPrefix: 'app:' })).type.toBeAssignableTo<RefreshTokenStore>()
 expect(new RedisRevocationStore({})).type.toRaiseError()
 expect(new MongoRefreshTokenStore({ client: new MongoClient('mongodb://127.0.0.1') })).type.toBeAssignableTo<RefreshTokenStore>()
+
+// The contract suite for third-party adapters
+import { refreshTokenStoreContract, revocationStoreContract, realClock } from 'fastify-revocable-jwt/testing'
+expect(revocationStoreContract((_name: string, _fn: () => Promise<void>) => {}, async () => ({ store: new CustomRevocation(), clock: realClock(), close: async () => {} }))).type.toBe<void>()
+expect(refreshTokenStoreContract((_name: string, _fn: () => Promise<void>) => {}, async () => ({ store: new CustomRevocation(), clock: realClock(), close: async () => {} }))).type.toRaiseError()
 
 // The browser client, a subpath export
 import { createClient, RevocableJwtClient, RevocableJwtClientError } from 'fastify-revocable-jwt/client'

@@ -1,0 +1,47 @@
+import type { FastifyInstance } from 'fastify'
+import { MemoryRefreshTokenStore, MemoryRevocationStore } from '../stores/memory.js'
+import type { RefreshTokenStore, RevocationStore } from '../stores/types.js'
+import { useRedisClient, type ResolvedRedisOptions } from './redis-client.js'
+
+/** What the stores are built from: given ones, the `redis` option, or memory. */
+export interface StoreSettings {
+  redis: ResolvedRedisOptions | undefined
+  storeTimeoutMs: number
+  now: () => number
+}
+
+/**
+ * A store the app gave, else the Redis store when `redis` is set (loading ioredis only
+ * then), else a memory store (single process). `owned`: the plugin made it and closes it.
+ */
+export async function defaultStore<S> (
+  fastify: FastifyInstance,
+  given: S | undefined,
+  settings: StoreSettings,
+  kind: 'revocation' | 'refresh-token'
+): Promise<{ store: S, owned: boolean }> {
+  if (given !== undefined) return { store: given, owned: false }
+  const { redis, now, storeTimeoutMs } = settings
+  if (redis !== undefined) {
+    const client = await useRedisClient(fastify, redis, storeTimeoutMs)
+    const { RedisRevocationStore, RedisRefreshTokenStore } = await import('../stores/redis.js')
+    const options = { client, keyPrefix: redis.keyPrefix, now }
+    const store = kind === 'revocation' ? new RedisRevocationStore(options) : new RedisRefreshTokenStore(options)
+    return { store: store as S, owned: true }
+  }
+  fastify.log.debug(`fastify-revocable-jwt: ${kind} store in memory; it is not shared between processes`)
+  const store: RevocationStore | RefreshTokenStore = kind === 'revocation' ? new MemoryRevocationStore({ now }) : new MemoryRefreshTokenStore({ now })
+  return { store: store as S, owned: true }
+}
+
+/** Initialise a store when the app is ready and close it with the app when the plugin made it. */
+export function manageStore (fastify: FastifyInstance, store: RevocationStore | RefreshTokenStore, owned: boolean): void {
+  fastify.addHook('onReady', async function initStore () {
+    await store.init?.()
+  })
+  if (owned) {
+    fastify.addHook('onClose', async function closeStore () {
+      await store.close?.()
+    })
+  }
+}
