@@ -2,58 +2,27 @@
 // one instance revokes, the other enforces at once. Over HTTP, because two
 // processes sharing nothing but Redis is the point.
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
-import { join } from 'node:path'
-import { RedisServer, freePort } from './redis-server.js'
+import { RedisServer } from './redis-server.js'
+import { startServerProcess, stopServerProcess, type ServerProcess } from './processes.js'
 import { TEST_SECRET } from './helper.js'
 
 const PASSWORD = 'correct horse battery'
 const server = await RedisServer.start()
 t.teardown(() => server.close())
 
-interface Instance {
-  base: string
-  process: ChildProcess
-}
+type Instance = ServerProcess
 
-async function startInstance (): Promise<Instance> {
-  const port = await freePort()
-  const child = spawn(join(process.cwd(), 'node_modules/.bin/tsx'), ['example/server.ts'], {
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      JWT_SECRET: TEST_SECRET,
-      REDIS_URL: server.url,
-      COOKIE_SECURE: 'false',
-      // No grace: a second presentation of a rotated token is reuse, without waiting.
-      REFRESH_REUSE_GRACE: '0',
-      LOG_LEVEL: 'warn'
-    },
-    stdio: ['ignore', 'ignore', 'inherit']
+function startInstance (): Promise<Instance> {
+  return startServerProcess('example/server.ts', {
+    JWT_SECRET: TEST_SECRET,
+    REDIS_URL: server.url,
+    COOKIE_SECURE: 'false',
+    // No grace: a second presentation of a rotated token is reuse, without waiting.
+    REFRESH_REUSE_GRACE: '0'
   })
-  const base = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 30_000
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`example server exited with ${child.exitCode}`)
-    try {
-      await fetch(`${base}/me`)
-      return { base, process: child }
-    } catch {
-      // Not listening yet: the process is still starting.
-      await new Promise(resolve => setTimeout(resolve, 100))
-    }
-  }
-  child.kill('SIGKILL')
-  throw new Error('example server did not start')
 }
 
-async function stopInstance (instance: Instance): Promise<void> {
-  if (instance.process.exitCode !== null) return
-  const exited = new Promise(resolve => instance.process.once('exit', resolve))
-  instance.process.kill('SIGTERM')
-  await exited
-}
+const stopInstance = stopServerProcess
 
 const [a, b] = await Promise.all([startInstance(), startInstance()])
 t.teardown(() => Promise.all([stopInstance(a), stopInstance(b)]))
