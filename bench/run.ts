@@ -412,7 +412,13 @@ async function buildRef (ref: string): Promise<string> {
   const src = join(dir, 'src')
   await rm(dir, { recursive: true, force: true })
   await mkdir(src, { recursive: true })
-  const { stdout } = await execFileAsync('git', ['archive', '--format=tar', ref, 'lib', 'types', 'tsconfig.json', 'tsconfig.build.json'], { cwd: join(here, '..'), encoding: 'buffer', maxBuffer: 64 * 2 ** 20 })
+  const root = join(here, '..')
+  // What builds the package at that ref: `types/` held its type contract before it moved into lib/.
+  const paths: string[] = []
+  for (const path of ['lib', 'types', 'scripts', 'tsconfig.json', 'tsconfig.build.json']) {
+    if (await execFileAsync('git', ['cat-file', '-e', `${ref}:${path}`], { cwd: root }).then(() => true, () => false)) paths.push(path)
+  }
+  const { stdout } = await execFileAsync('git', ['archive', '--format=tar', ref, ...paths], { cwd: root, encoding: 'buffer', maxBuffer: 64 * 2 ** 20 })
   await new Promise<void>((resolve, reject) => {
     const tar = spawn('tar', ['-x', '-C', src], { stdio: ['pipe', 'inherit', 'inherit'] })
     tar.once('exit', code => code === 0 ? resolve() : reject(new Error(`tar exited with ${code}`)))

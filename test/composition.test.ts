@@ -73,7 +73,7 @@ t.test('the store is configured once: a second check plugin given store options 
   const app = Fastify()
   app.register(revocableJwtRevocation)
   app.register(revocableJwtTokenVersions, { storeTimeout: '1s' })
-  await t.rejects(app.ready(), { message: 'revocableJwtTokenVersions: storeTimeout configure the revocation store, which the plugin registered before already set up: give them to that one only' })
+  await t.rejects(async () => { await app.ready() }, { message: 'revocableJwtTokenVersions: storeTimeout configure the revocation store, which the plugin registered before already set up: give them to that one only' })
 })
 
 t.test('authenticate alone verifies signatures only, and says so at boot', async (t) => {
@@ -89,5 +89,5 @@ t.test('request.auth taken by another plugin is a boot error that says so', asyn
   const app = Fastify()
   app.decorateRequest('auth', null)
   app.register(revocableJwtAuthenticate, { secret: TEST_SECRET })
-  await t.rejects(app.ready(), { message: 'revocableJwtAuthenticate: request.auth is already decorated by another plugin; fastify-revocable-jwt puts the verified token there' })
+  await t.rejects(async () => { await app.ready() }, { message: 'revocableJwtAuthenticate: request.auth is already decorated by another plugin; fastify-revocable-jwt puts the verified token there' })
 })

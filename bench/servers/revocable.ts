@@ -26,7 +26,12 @@ const verifyCacheSize = process.env.BENCH_VERIFY_CACHE === undefined ? undefined
 const app = Fastify({ logger: false })
 await app.register(revocableJwt, { secret: BENCH_SECRET, prefix: '/auth', verifyCacheSize, ...stores })
 
-app.get('/me', { onRequest: [app.revocableJwt.authenticate] }, async function me (request) {
+// `--compare` runs this file with the package as it was at a git ref: before the
+// namespace held it, the hook was decorated as fastify.authenticate.
+const loose = app as unknown as { revocableJwt: { authenticate?: unknown }, authenticate?: unknown }
+const authenticate = (loose.revocableJwt.authenticate ?? loose.authenticate) as typeof app.revocableJwt.authenticate
+
+app.get('/me', { onRequest: [authenticate] }, async function me (request) {
   return { id: (request.auth as NonNullable<typeof request.auth>).userId }
 })
 
