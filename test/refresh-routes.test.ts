@@ -125,3 +125,31 @@ t.test('a failing accessTokenClaims during refresh leaves the token unrotated', 
   const retry = await app.inject({ method: 'POST', url: '/auth/refresh', cookies: { refresh_token: refreshToken } })
   t.equal(retry.statusCode, 200, 'the retry after the grace window is not taken for reuse')
 })
+
+t.test('behind a gateway that strips a prefix, cookie.path names the public path while the routes stay where they are', async (t) => {
+  const app = await appWith({ cookie: { path: '/api/auth' } })
+  t.teardown(() => app.close())
+  const login = await app.inject({ method: 'POST', url: '/auth/login' })
+  const cookie = login.cookies.find(c => c.name === 'refresh_token')
+  t.equal(cookie?.path, '/api/auth', 'the browser sends it to the gateway\'s path')
+  const refresh = await app.inject({ method: 'POST', url: '/auth/refresh', cookies: { refresh_token: cookie?.value as string } })
+  t.equal(refresh.statusCode, 200, 'the app still serves /auth/refresh')
+  t.equal(refresh.cookies.find(c => c.name === 'refresh_token')?.path, '/api/auth')
+  const logout = await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(refresh.json().accessToken) })
+  t.match(logout.cookies.find(c => c.name === 'refresh_token'), { value: '', path: '/api/auth' }, 'cleared on the same path')
+})
+
+t.test('the routes read no body: an empty or ignored body of any type is accepted', async (t) => {
+  const app = await appWith()
+  t.teardown(() => app.close())
+  for (const [type, body] of [['application/x-www-form-urlencoded', ''], ['application/json', ''], ['text/plain', 'ignored'], ['application/json', '{"x":1}'], [undefined, undefined]] as const) {
+    const { refreshToken } = await loginAs(app)
+    const res = await app.inject({ method: 'POST', url: '/auth/refresh', cookies: { refresh_token: refreshToken }, headers: type === undefined ? {} : { 'content-type': type }, body })
+    t.equal(res.statusCode, 200, `${String(type)} ${JSON.stringify(body)}`)
+  }
+  const { refreshToken } = await loginAs(app)
+  const big = await app.inject({ method: 'POST', url: '/auth/refresh', cookies: { refresh_token: refreshToken }, headers: { 'content-type': 'text/plain' }, body: 'x'.repeat(5000) })
+  t.equal(big.statusCode, 413, 'a body is still bounded')
+  const crossSite = await app.inject({ method: 'POST', url: '/auth/refresh', cookies: { refresh_token: refreshToken }, headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example' }, body: '' })
+  t.same([crossSite.statusCode, crossSite.json().code], [403, 'CROSS_SITE_REQUEST'], 'and the cross-site check still runs first')
+})
