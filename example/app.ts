@@ -1,10 +1,11 @@
-import { randomBytes } from 'node:crypto'
+import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
 import createError from '@fastify/error'
 import revocableJwt, {
   InvalidCredentialsError,
   TokenRevokedError,
   parseDuration,
+  type RevocableJwtOptions,
   type RefreshTokenStore,
   type RevocationStore
 } from '../lib/index.js'
@@ -23,6 +24,12 @@ export interface ExampleEnv {
   PORT?: string
   HOST?: string
   JWT_SECRET?: string
+  /** `HS256` (default), `EdDSA`, `ES256` or `RS256`. */
+  JWT_ALGORITHM?: string
+  /** PKCS#8 PEM private key for an asymmetric algorithm (a fresh pair per process when unset). */
+  JWT_PRIVATE_KEY?: string
+  /** More PEM public keys to publish and accept (key rotation: the next key before it signs, a retired one while its tokens live). */
+  JWT_PUBLIC_KEYS?: string
   ACCESS_TOKEN_TTL?: string
   REFRESH_TOKEN_TTL?: string
   REFRESH_REUSE_GRACE?: string
@@ -92,6 +99,41 @@ function parseTrustProxy (value: string | undefined): boolean | number | string 
   return value // a comma list of proxy addresses or CIDR ranges
 }
 
+const ALGORITHMS = ['HS256', 'EdDSA', 'ES256', 'RS256'] as const
+const KEY_PAIRS = { EdDSA: ['ed25519', {}], ES256: ['ec', { namedCurve: 'P-256' }], RS256: ['rsa', { modulusLength: 2048 }] } as const
+const PEM_BLOCK = /-----BEGIN [A-Z ]+-----[\s\S]+?-----END [A-Z ]+-----/g
+
+/**
+ * The signing options from the environment: HS256 with JWT_SECRET, or an asymmetric
+ * algorithm with JWT_PRIVATE_KEY (and JWT_PUBLIC_KEYS published beside it), whose
+ * public keys are served at /.well-known/jwks.json. JWT_SECRET then derives rotated
+ * refresh tokens, so every instance must share it.
+ */
+function signingKeys (env: ExampleEnv, secret: string, warn: (message: string) => void): Pick<RevocableJwtOptions, 'secret' | 'keys' | 'algorithm' | 'refreshTokenSecret'> {
+  const algorithm = env.JWT_ALGORITHM === undefined || env.JWT_ALGORITHM === '' ? 'HS256' : env.JWT_ALGORITHM
+  if (!(ALGORITHMS as readonly string[]).includes(algorithm)) throw new TypeError(`JWT_ALGORITHM must be one of ${ALGORITHMS.join(', ')}, got ${JSON.stringify(algorithm)}`)
+  if (algorithm === 'HS256') return { secret }
+  // A PEM in an environment variable often arrives with its newlines escaped.
+  let privateKey = (env.JWT_PRIVATE_KEY ?? '').replace(/\\n/g, '\n')
+  if (privateKey === '') {
+    const [type, options] = KEY_PAIRS[algorithm as keyof typeof KEY_PAIRS]
+    privateKey = generateKeyPairSync(type as 'ed25519', { ...options, privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } }).privateKey
+    warn('JWT_PRIVATE_KEY is not set: using a fresh key pair for this process; its tokens will not verify after a restart or on another instance')
+  }
+  let publicKey: string
+  try {
+    publicKey = createPublicKey(privateKey).export({ type: 'spki', format: 'pem' }) as string
+  } catch (err) {
+    throw new TypeError(`JWT_PRIVATE_KEY is not a PEM private key: ${(err as Error).message}`, { cause: err })
+  }
+  const others = ((env.JWT_PUBLIC_KEYS ?? '').replace(/\\n/g, '\n').match(PEM_BLOCK) ?? []).map(publicKey => ({ publicKey }))
+  return {
+    algorithm: algorithm as RevocableJwtOptions['algorithm'],
+    keys: [{ secret: privateKey, publicKey }, ...others],
+    refreshTokenSecret: secret
+  }
+}
+
 function normaliseEmail (email: string): string {
   return email.trim().toLowerCase()
 }
@@ -114,6 +156,7 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
     secret = randomBytes(32).toString('base64url')
     app.log.warn('JWT_SECRET is not set: using a random secret for this process; tokens will not survive a restart or work on another instance')
   }
+  const keyOptions = signingKeys(env, secret, app.log.warn.bind(app.log))
   // Validate every duration here so that a bad value stops the boot with its variable's name.
   const accessTokenTtl = `${parseDuration(env.ACCESS_TOKEN_TTL ?? '15m', 'ACCESS_TOKEN_TTL') / 1000}`
   const refreshTokenTtl = `${parseDuration(env.REFRESH_TOKEN_TTL ?? '7d', 'REFRESH_TOKEN_TTL') / 1000}`
@@ -125,7 +168,9 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
   const limiter = options.loginLimiter ?? stores.loginLimiter ?? new MemoryLoginLimiter(LOGIN_MAX_FAILURES, LOGIN_FAILURE_WINDOW_MS, now)
 
   await app.register(revocableJwt, {
-    secret,
+    ...keyOptions,
+    // Resource servers fetch the public keys here (404 with HS256: nothing to publish).
+    jwksRoute: '/.well-known/jwks.json',
     accessTokenTtl,
     refreshTokenTtl,
     refreshReuseGrace,

@@ -12,7 +12,8 @@ export {
   type TokenVersionsOptions
 } from './plugins/revocation.js'
 export { revocableJwtAuthenticate, AUTHENTICATE_PLUGIN_NAME, type AuthenticateOptions } from './plugins/authenticate.js'
-export { type AccessTokenOptions, type AccessTokenKey, DEFAULT_ALGORITHM } from './plugins/access-token-options.js'
+export { type AccessTokenOptions, type AccessTokenKey, type JwksFetchOptions, DEFAULT_ALGORITHM } from './plugins/access-token-options.js'
+export { revocableJwtResourceServer, RESOURCE_SERVER_PLUGIN_NAME, type ResourceServerOptions } from './plugins/resource-server.js'
 export { revocableJwtIssuance, ISSUANCE_PLUGIN_NAME, type IssuanceOptions } from './plugins/issuance.js'
 export { revocableJwtRefreshRoutes, REFRESH_ROUTES_PLUGIN_NAME, type RefreshRoutesOptions } from './plugins/refresh-routes.js'
 export { RefreshCookie, type RefreshCookieOptions } from './plugins/refresh-cookie.js'

@@ -90,7 +90,7 @@ export interface RevocableJwtNamespace {
   /** `onRequest` hook: verifies the Bearer access token and refuses a revoked `jti`, session or stale version; sets `request.auth`. */
   readonly authenticate: AuthHook
   /** Verify an access token's signature, algorithm, `typ`, issuer, audience and claims (no revocation check). */
-  verifyAccessToken (token: string): AccessTokenClaims
+  verifyAccessToken (token: string): Promise<AccessTokenClaims>
   /** The public keys that verify access tokens, as a JWKS (`null` with an HMAC algorithm: nothing to publish). */
   jwks (): { keys: PublicJwk[] } | null
 

@@ -153,7 +153,7 @@ t.test('a revoked token is refused after its one MGET as well', async (t) => {
   t.teardown(() => app.close())
   await app.ready()
   const token = await login(app, 'erin')
-  const claims = app.revocableJwt.verifyAccessToken(token)
+  const claims = await app.revocableJwt.verifyAccessToken(token)
   await app.revocableJwt.revokeAccessToken(claims)
   await admin.config('RESETSTAT')
   const res = await app.inject({ url: '/me', headers: bearer(token) })

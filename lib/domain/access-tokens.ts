@@ -3,6 +3,7 @@ import { createDecoder, createSigner, createVerifier } from 'fast-jwt'
 import { TokenExpiredError, TokenInvalidError } from '../errors.js'
 import { isUserId, randomId } from './refresh-tokens.js'
 import { isHmac, publicJwks, type AccessTokenAlgorithm, type PublicJwk, type ResolvedKey } from './keys.js'
+import { RemoteKeys } from './remote-keys.js'
 
 /** The claims of an access token issued by this package. */
 export interface AccessTokenClaims {
@@ -31,10 +32,23 @@ export interface AccessTokenSubject {
   version: number
 }
 
+/** Keys published by another service (its JWKS), for an instance that only verifies. */
+export interface RemoteKeySettings {
+  url: string
+  /** Algorithms a published key may verify with (asymmetric only). */
+  algorithms: readonly AccessTokenAlgorithm[]
+  cooldownMs: number
+  maxAgeMs: number
+  timeoutMs: number
+}
+
 export interface AccessTokensOptions {
+  /** The one algorithm of the local keys (with remote keys: of each key, from `remote.algorithms`). */
   algorithm: AccessTokenAlgorithm
   /** The first key with a `signKey` signs; every key verifies (selected by `kid` when there are several). */
   keys: ResolvedKey[]
+  /** Verify with the keys another service publishes instead of local ones. */
+  remote?: RemoteKeySettings
   issuer?: string
   audience?: string
   /** The `typ` header written and required. */
@@ -115,6 +129,7 @@ export class AccessTokens {
   readonly #signer: Signer | undefined
   readonly #verifiers = new Map<string | undefined, Verifier>()
   readonly #single: Verifier | undefined
+  readonly #remote: RemoteKeys<Verifier> | undefined
   readonly #decodeHeader = createDecoder({ complete: true }) as (token: string) => { header: Record<string, unknown> }
   readonly #cache: VerifiedTokens | null
   readonly #toleranceMs: number
@@ -139,26 +154,30 @@ export class AccessTokens {
         ...{ typ: tokenType }
       }) as Signer
     }
-    for (const key of options.keys) {
-      this.#verifiers.set(key.kid, createVerifier({
-        key: key.verifyKey as string,
-        algorithms: [algorithm],
-        complete: true,
-        checkTyp: tokenType.toLowerCase(),
-        // allowedIss/allowedAud only judge a claim that is present: require it too.
-        requiredClaims: [...CLAIMS_REQUIRED, ...(issuer !== undefined ? ['iss'] : []), ...(audience !== undefined ? ['aud'] : [])],
-        // The exact-text cache below is the one that hits; fast-jwt's would add a SHA-256 per miss.
-        cache: false,
-        ...(issuer !== undefined && { allowedIss: issuer }),
-        ...(audience !== undefined && { allowedAud: audience })
-      }) as Verifier)
-    }
+    // fast-jwt's verifier for one key and algorithm, pinned to everything else required.
+    const verifierFor = (key: string | Buffer, algorithm: AccessTokenAlgorithm): Verifier => createVerifier({
+      key: key as string,
+      algorithms: [algorithm],
+      complete: true,
+      checkTyp: tokenType.toLowerCase(),
+      // allowedIss/allowedAud only judge a claim that is present: require it too.
+      requiredClaims: [...CLAIMS_REQUIRED, ...(issuer !== undefined ? ['iss'] : []), ...(audience !== undefined ? ['aud'] : [])],
+      // The exact-text cache below is the one that hits; fast-jwt's would add a SHA-256 per miss.
+      cache: false,
+      ...(issuer !== undefined && { allowedIss: issuer }),
+      ...(audience !== undefined && { allowedAud: audience })
+    }) as Verifier
+    for (const key of options.keys) this.#verifiers.set(key.kid, verifierFor(key.verifyKey, algorithm))
+    this.#remote = options.remote === undefined
+      ? undefined
+      : new RemoteKeys({ ...options.remote, makeVerifier: (pem, alg) => verifierFor(pem, alg as AccessTokenAlgorithm) })
     this.#single = this.#verifiers.size === 1 ? this.#verifiers.values().next().value : undefined
     this.#cache = options.verifyCacheSize > 0 ? new VerifiedTokens(options.verifyCacheSize) : null
   }
 
   /** The public keys that verify, as a JWKS; null for an HMAC algorithm (a secret is never published). */
   jwks (): { keys: PublicJwk[] } | null {
+    if (this.#keys.length === 0) return null
     const keys = publicJwks(this.algorithm, this.#keys)
     return keys === null ? null : { keys }
   }
@@ -187,25 +206,46 @@ export class AccessTokens {
   /**
    * Verify an access token (no revocation check): `TokenExpiredError` when it has
    * expired, `TokenInvalidError` for anything else that is wrong. The claims returned
-   * are frozen: they are shared by every request that presents the same token.
+   * are frozen: they are shared by every request that presents the same token. With
+   * local keys the answer is synchronous; with a remote JWKS it may be a promise (a key
+   * to fetch), rejecting with `AuthStoreUnavailableError` when the JWKS cannot be had.
    */
-  verify (token: string): AccessTokenClaims {
+  verify (token: string): AccessTokenClaims | Promise<AccessTokenClaims> {
     const cached = this.#cache?.get(token)
     if (cached !== undefined) return cached
-    const claims = this.#verifyUncached(token)
+    if (this.#remote !== undefined) return this.#verifyRemote(token, this.#remote)
+    const claims = this.#checked(token, this.#localVerifier(token))
     this.#cache?.set(token, claims)
     return claims
   }
 
-  #verifyUncached (token: string): AccessTokenClaims {
+  #localVerifier (token: string): Verifier | undefined {
+    if (this.#single !== undefined) return this.#single
+    try {
+      const kid = this.#decodeHeader(token).header.kid
+      return typeof kid === 'string' ? this.#verifiers.get(kid) : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  async #verifyRemote (token: string, remote: RemoteKeys<Verifier>): Promise<AccessTokenClaims> {
+    let header: Record<string, unknown>
+    try {
+      header = this.#decodeHeader(token).header
+    } catch {
+      throw new TokenInvalidError()
+    }
+    const claims = this.#checked(token, await remote.verifierFor(header))
+    this.#cache?.set(token, claims)
+    return claims
+  }
+
+  /** Verify with `verify` (none: no key for the token) and check the claims. */
+  #checked (token: string, verify: Verifier | undefined): AccessTokenClaims {
+    if (verify === undefined) throw new TokenInvalidError()
     let payload: Record<string, unknown>
     try {
-      let verify = this.#single
-      if (verify === undefined) {
-        const kid = this.#decodeHeader(token).header.kid
-        verify = typeof kid === 'string' ? this.#verifiers.get(kid) : undefined
-        if (verify === undefined) throw new TokenInvalidError()
-      }
       payload = verify(token).payload
     } catch (err) {
       throw (err as { code?: string }).code === 'FAST_JWT_EXPIRED' ? new TokenExpiredError() : new TokenInvalidError()

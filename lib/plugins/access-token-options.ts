@@ -8,7 +8,7 @@ import {
   optionalNonEmptyString,
   type Duration
 } from '../options.js'
-import type { AccessTokensOptions } from '../domain/access-tokens.js'
+import type { AccessTokensOptions, RemoteKeySettings } from '../domain/access-tokens.js'
 
 export const DEFAULT_ALGORITHM: AccessTokenAlgorithm = 'HS256'
 /** Shortest HMAC key accepted (RFC 7518 §3.2: at least the hash size). */
@@ -18,8 +18,8 @@ export const MAX_ACCESS_TOKEN_TTL_MS = 86_400_000
 
 /** One signing/verification key, selected by `kid` during key rotation. */
 export interface AccessTokenKey {
-  /** The key id written into the JWT header. */
-  kid: string
+  /** The key id written into the JWT header. Required for HMAC; an asymmetric key without one is named by its RFC 7638 thumbprint. */
+  kid?: string
   /** HMAC secret (HS* algorithms, at least 32 bytes) or the PEM private key (asymmetric algorithms). Omit on keys that only verify. */
   secret?: KeyMaterial
   /** PEM public key (asymmetric algorithms); for HMAC leave it out, `secret` verifies. */
@@ -77,9 +77,48 @@ export interface AccessTokenOptions {
    * @default 10000
    */
   verifyCacheSize?: number
+  /**
+   * Verify with the public keys another service publishes at this JWKS URL (a resource
+   * server): no secret, no private key. Without `algorithm`, each published key verifies
+   * with its own `alg`, which must be asymmetric.
+   * @default undefined
+   */
+  jwksUrl?: string
+  /** How a JWKS from `jwksUrl` is fetched and kept. */
+  jwks?: JwksFetchOptions
+  /**
+   * Publish the verifying public keys at this path (`GET`, a JWKS with `kid`, `alg`, `use`
+   * and cache headers); with an HMAC algorithm it answers 404.
+   * @default undefined (not published)
+   */
+  jwksRoute?: string
 }
 
-export const ACCESS_TOKEN_OPTION_NAMES = ['secret', 'keys', 'algorithm', 'issuer', 'audience', 'tokenType', 'accessTokenTtl', 'clockTolerance', 'verifyCacheSize'] as const
+/** How a remote JWKS is fetched and kept. */
+export interface JwksFetchOptions {
+  /**
+   * After a successful fetch, a token with an unknown `kid` causes another fetch at most
+   * this often, however many arrive; so does a failed fetch.
+   * @default '5s'
+   */
+  cooldown?: Duration
+  /**
+   * Fetch the keys again at the latest this long after the last successful fetch.
+   * @default '10m'
+   */
+  maxAge?: Duration
+  /**
+   * A fetch slower than this fails (the request answers 503).
+   * @default '5s'
+   */
+  timeout?: Duration
+}
+
+export const ACCESS_TOKEN_OPTION_NAMES = ['secret', 'keys', 'algorithm', 'issuer', 'audience', 'tokenType', 'accessTokenTtl', 'clockTolerance', 'verifyCacheSize', 'jwksUrl', 'jwks', 'jwksRoute'] as const
+export const DEFAULT_JWKS_COOLDOWN = '5s'
+export const DEFAULT_JWKS_MAX_AGE = '10m'
+export const DEFAULT_JWKS_TIMEOUT = '5s'
+const ASYMMETRIC = ALGORITHMS.filter(algorithm => !isHmac(algorithm))
 
 function isKeyMaterial (value: unknown): value is KeyMaterial {
   return (typeof value === 'string' && value.length > 0) || (Buffer.isBuffer(value) && value.length > 0)
@@ -113,12 +152,12 @@ function resolveKeys (options: AccessTokenOptions, algorithm: AccessTokenAlgorit
       throw new TypeError('keys must be a non-empty array of { kid, secret, publicKey }')
     }
     const seen = new Set<string>()
-    return options.keys.map((key: AccessTokenKey, i) => {
-      if (key === null || typeof key !== 'object' || typeof key.kid !== 'string' || key.kid.length === 0) {
+    const resolved = options.keys.map((key: AccessTokenKey, i) => {
+      if (key === null || typeof key !== 'object') throw new TypeError(`keys[${i}] must be an object { kid, secret, publicKey }`)
+      // An asymmetric key without one is named by its thumbprint.
+      if ((hmac || key.kid !== undefined) && (typeof key.kid !== 'string' || key.kid.length === 0)) {
         throw new TypeError(`keys[${i}].kid must be a non-empty string`)
       }
-      if (seen.has(key.kid)) throw new TypeError(`keys[${i}].kid "${key.kid}" is used twice`)
-      seen.add(key.kid)
       if (hmac) {
         checkHmacSecret(key.secret, `keys[${i}].secret`)
         return { kid: key.kid, signKey: key.secret, verifyKey: key.secret as KeyMaterial }
@@ -127,6 +166,11 @@ function resolveKeys (options: AccessTokenOptions, algorithm: AccessTokenAlgorit
       if (key.secret !== undefined && !isKeyMaterial(key.secret)) throw new TypeError(`keys[${i}].secret must be a PEM private key for ${algorithm}`)
       return asymmetricKey(key.kid, key.secret, key.publicKey, `keys[${i}].publicKey`)
     })
+    resolved.forEach((key, i) => {
+      if (seen.has(key.kid as string)) throw new TypeError(`keys[${i}].kid "${key.kid as string}" is used twice`)
+      seen.add(key.kid as string)
+    })
+    return resolved
   }
   const secret = options.secret
   if (secret === undefined) throw new TypeError('secret is required (or keys, for key rotation)')
@@ -140,13 +184,41 @@ function resolveKeys (options: AccessTokenOptions, algorithm: AccessTokenAlgorit
   return [asymmetricKey(undefined, secret.private, secret.public, 'secret.public')]
 }
 
+function resolveRemote (options: AccessTokenOptions): RemoteKeySettings {
+  const url = options.jwksUrl as string
+  if (options.secret !== undefined || options.keys !== undefined) {
+    throw new TypeError('jwksUrl verifies with the keys another service publishes: give it without secret or keys')
+  }
+  let parsed: URL | undefined
+  try {
+    parsed = new URL(url)
+  } catch {}
+  if (parsed === undefined || !/^https?:$/.test(parsed.protocol)) throw new TypeError(`jwksUrl must be an http(s) URL, got ${JSON.stringify(url)}`)
+  if (options.algorithm !== undefined && isHmac(options.algorithm)) {
+    throw new TypeError(`algorithm ${options.algorithm} shares its secret: a JWKS publishes public keys only, give an asymmetric algorithm with jwksUrl`)
+  }
+  const jwks = options.jwks ?? {}
+  if (jwks === null || typeof jwks !== 'object') throw new TypeError('jwks must be an object { cooldown, maxAge, timeout }')
+  return {
+    url,
+    algorithms: options.algorithm === undefined ? ASYMMETRIC : [options.algorithm],
+    cooldownMs: durationOption(jwks.cooldown, DEFAULT_JWKS_COOLDOWN, 'jwks.cooldown', 0, 3_600_000),
+    maxAgeMs: durationOption(jwks.maxAge, DEFAULT_JWKS_MAX_AGE, 'jwks.maxAge', 1000, 86_400_000),
+    timeoutMs: durationOption(jwks.timeout, DEFAULT_JWKS_TIMEOUT, 'jwks.timeout', 100, 60_000)
+  }
+}
+
 /** Validate the access-token options (errors name the option) into the domain's settings. */
 export function resolveAccessTokenOptions (options: AccessTokenOptions): AccessTokensOptions {
-  const algorithm = options.algorithm ?? DEFAULT_ALGORITHM
+  const algorithm = options.algorithm ?? (options.jwksUrl === undefined ? DEFAULT_ALGORITHM : 'EdDSA')
   if (!ALGORITHMS.includes(algorithm)) {
     throw new TypeError(`algorithm must be one of ${ALGORITHMS.join(', ')}, got ${JSON.stringify(algorithm)}`)
   }
-  const keys = resolveKeys(options, algorithm)
+  if (options.jwksRoute !== undefined && (typeof options.jwksRoute !== 'string' || !/^\/[A-Za-z0-9._~\-/]*$/.test(options.jwksRoute))) {
+    throw new TypeError(`jwksRoute must be a path like "/.well-known/jwks.json", got ${JSON.stringify(options.jwksRoute)}`)
+  }
+  const remote = options.jwksUrl === undefined ? undefined : resolveRemote(options)
+  const keys = remote === undefined ? resolveKeys(options, algorithm) : []
   optionalNonEmptyString(options.issuer, 'issuer')
   optionalNonEmptyString(options.audience, 'audience')
   const tokenType = options.tokenType ?? DEFAULT_TOKEN_TYPE
@@ -156,6 +228,7 @@ export function resolveAccessTokenOptions (options: AccessTokenOptions): AccessT
   return {
     algorithm,
     keys,
+    ...(remote !== undefined && { remote }),
     issuer: options.issuer,
     audience: options.audience,
     tokenType,

@@ -31,7 +31,7 @@ export function bearerToken (header: string): string | null {
 
 const fastifyRevocableJwtAuthenticate: FastifyPluginAsync<AuthenticateOptions> = async function fastifyRevocableJwtAuthenticate (fastify, opts) {
   checkOptionNames(opts, ACCESS_TOKEN_OPTION_NAMES, 'revocableJwtAuthenticate')
-  const accessTokens = new AccessTokens(resolveAccessTokenOptions(opts))
+  const accessTokens = new AccessTokens(resolveAccessTokenOptions(opts ?? {}))
   const namespace = useNamespace(fastify)
   if (fastify.hasRequestDecorator('auth')) {
     throw new Error('revocableJwtAuthenticate: request.auth is already decorated by another plugin; fastify-revocable-jwt puts the verified token there')
@@ -47,8 +47,8 @@ const fastifyRevocableJwtAuthenticate: FastifyPluginAsync<AuthenticateOptions> =
     }
   })
 
-  function verify (token: string): AccessTokenClaims {
-    return accessTokens.verify(token)
+  async function verify (token: string): Promise<AccessTokenClaims> {
+    return await accessTokens.verify(token)
   }
 
   async function authenticate (request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -61,9 +61,14 @@ const fastifyRevocableJwtAuthenticate: FastifyPluginAsync<AuthenticateOptions> =
     let claims: AccessTokenClaims
     try {
       if (token.length === 0 || (header as string).length > MAX_AUTHORIZATION_LENGTH) throw new TokenInvalidError()
-      claims = accessTokens.verify(token)
+      const verified = accessTokens.verify(token)
+      // A promise only when a key has to come from a remote JWKS.
+      claims = verified instanceof Promise ? await verified : verified
     } catch (err) {
-      reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${(err as { code?: string }).code === 'TOKEN_EXPIRED' ? 'expired' : 'invalid'}"`)
+      const code = (err as { code?: string }).code
+      if (code === 'TOKEN_EXPIRED' || code === 'TOKEN_INVALID') {
+        reply.header('www-authenticate', `Bearer error="invalid_token", error_description="${code === 'TOKEN_EXPIRED' ? 'expired' : 'invalid'}"`)
+      }
       throw err
     }
     // One store call answers jti, session and version together: one round trip.
@@ -79,6 +84,17 @@ const fastifyRevocableJwtAuthenticate: FastifyPluginAsync<AuthenticateOptions> =
       expiresAt: claims.exp * 1000,
       claims
     }
+  }
+
+  if (opts.jwksRoute !== undefined) {
+    fastify.get(opts.jwksRoute, async function publishJwks (_request, reply) {
+      const jwks = accessTokens.jwks()
+      // An HMAC secret is never published: nothing to serve.
+      if (jwks === null) return reply.callNotFound()
+      // Resource servers may keep it a while: a new key is published before it signs.
+      reply.header('cache-control', 'public, max-age=300')
+      return jwks
+    })
   }
 
   provide(namespace, {
