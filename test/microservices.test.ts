@@ -180,10 +180,10 @@ t.test('a burst of unknown kids fetches the JWKS at most once per cooldown', asy
 t.test('rotating the signing key fails no request: published before it signs, the old one kept while its tokens live', async (t) => {
   const before = await signUp()
   // Traffic goes on through the whole switch.
-  let switching = true
+  const switching = { done: false }
   const during: Array<[number, string | undefined]> = []
   const traffic = (async () => {
-    while (switching) during.push(await me(before.accessToken))
+    while (!switching.done) during.push(await me(before.accessToken))
   })()
   // The new deployment: the next key signs, the old one is still published.
   const rotatedAuth = await startServerProcess('example/server.ts', { ...authEnv, JWT_PRIVATE_KEY: next.privateKey, JWT_PUBLIC_KEYS: current.publicKey })
@@ -192,7 +192,7 @@ t.test('rotating the signing key fails no request: published before it signs, th
   auth = rotatedAuth
   await stopServerProcess(old)
   const after = await signUp()
-  switching = false
+  switching.done = true
   await traffic
   t.ok(during.length > 0)
   t.same(during.filter(([status]) => status !== 200), [], `${during.length} requests during the switch, none failed`)
