@@ -43,20 +43,50 @@ async function commandStats (): Promise<Map<string, number>> {
   return stats
 }
 
-t.test('with redis.url the plugin registers @fastify/redis, both stores use it, and closing the app closes it', async (t) => {
+/** The connections the private server holds, as CLIENT LIST names them (the admin's own excluded). */
+async function connectedClients (): Promise<number> {
+  return (await admin.client('LIST') as string).trim().split('\n').length - 1
+}
+
+t.test('with redis.url the plugin connects one client shared by both stores, and closing the app closes it', async (t) => {
   const keyPrefix = `url-${process.pid}:`
+  const before = await connectedClients()
   const app = await buildApp({ redis: { url: server.url, keyPrefix } })
   t.teardown(() => app.close())
   await app.ready()
   t.ok(app.revocableJwt.revocationStore instanceof RedisRevocationStore)
   t.ok(app.revocableJwt.refreshTokenStore instanceof RedisRefreshTokenStore)
-  t.ok(app.hasDecorator('redis'), 'fastify.redis is the registered client')
+  t.equal(await connectedClients(), before + 1, 'one connection for both stores')
+  t.notOk(app.hasDecorator('redis'), 'the app\'s fastify.redis is left to the app')
   const token = await login(app, 'alice')
   t.equal((await app.inject({ url: '/me', headers: bearer(token) })).statusCode, 200)
   t.ok((await admin.keys(`${keyPrefix}*`)).length > 0, 'the refresh token is stored in Redis')
-  const client = app.redis
   await app.close()
-  await t.rejects(client.ping(), { message: /closed/ }, '@fastify/redis quit the client it created')
+  t.equal(await connectedClients(), before, 'the client the plugin created is closed with the app')
+})
+
+t.test('a Redis that cannot be reached stops the boot within the store timeout, naming the address and the cause', async (t) => {
+  for (const url of ['redis://:secret@127.0.0.1:1', 'redis://127.0.0.1:1/0']) {
+    const started = Date.now()
+    const app = Fastify()
+    app.register(revocableJwt, { secret: TEST_SECRET, redis: url, storeTimeout: '1s' })
+    const err = await app.ready().then(() => null, (err: Error) => err)
+    t.ok(err !== null, `${url} refused`)
+    t.match(err?.message, /^fastify-revocable-jwt: cannot reach Redis at redis:\/\/(:\*\*\*@)?127\.0\.0\.1:1\/?0? \(the redis option\): /)
+    t.notMatch(err?.message, /secret/, 'the password is not in the message')
+    t.match((err?.cause as Error | undefined)?.message, /ECONNREFUSED|closed/)
+    t.ok(Date.now() - started < 3000, `failed in ${Date.now() - started} ms`)
+    await app.close()
+  }
+})
+
+t.test('closing the app while Redis is down resolves', async (t) => {
+  const doomed = await RedisServer.start()
+  t.teardown(() => doomed.close())
+  const app = await buildApp({ redis: doomed.url })
+  await app.ready()
+  await doomed.stop()
+  await t.resolves(app.close(), 'a graceful shutdown during an outage does not throw')
 })
 
 t.test('a Redis URL string is accepted as redis.url', async (t) => {

@@ -4,24 +4,24 @@ import { DEFAULT_REDIS_KEY_PREFIX } from '../stores/redis.js'
 
 /**
  * Where the Redis stores get their client: the app's @fastify/redis instance when it
- * has registered one (default or `namespace`), otherwise one that the plugin registers
- * through @fastify/redis from `url` and `clientOptions` (and @fastify/redis closes).
- * Needs the optional peer dependencies `ioredis` and `@fastify/redis`.
+ * has registered one (default or `namespace`), otherwise one the plugin creates from
+ * `url` and `clientOptions`, connects at boot and closes with the app. Needs the
+ * optional peer dependency `ioredis`.
  */
 export interface RevocableJwtRedisOptions {
   /**
-   * The @fastify/redis namespace to reuse (or to register under when the app has none).
-   * @default undefined (the default instance, `fastify.redis`)
+   * The @fastify/redis namespace whose client to reuse.
+   * @default undefined (the default instance, `fastify.redis`, when the app registered one)
    */
   namespace?: string
   /**
-   * The Redis URL (`redis://`, `rediss://`) of the client registered when the app has none.
-   * Refused when the app has registered one: its client is used as it is.
+   * The Redis URL (`redis://`, `rediss://`) of the client the plugin creates when the app
+   * has none registered. Refused when the app has one: its client is used as it is.
    * @default undefined
    */
   url?: string
   /**
-   * ioredis options of the client registered when the app has none, applied over the
+   * ioredis options of the client the plugin creates, applied over the
    * fail-fast defaults (`enableOfflineQueue: false`, `maxRetriesPerRequest: 1`,
    * `commandTimeout` = `storeTimeout`, reconnection every 100 ms to 1 s).
    * @default {}
@@ -81,11 +81,8 @@ export function failFastRedisOptions (storeTimeoutMs: number): RedisOptions {
   }
 }
 
-/**
- * The clients this package registered, with what they were made from: a second plugin
- * of the package given the same `redis` option shares the first one's client.
- */
-const createdClients = new WeakMap<Redis | Cluster, string>()
+/** The clients this package created, per app instance and per what they were made from. */
+const createdClients = new WeakMap<FastifyInstance, Map<string, Promise<Redis>>>()
 
 function registeredClient (fastify: FastifyInstance, namespace: string | undefined): Redis | Cluster | undefined {
   if (!fastify.hasDecorator('redis')) return undefined
@@ -94,18 +91,70 @@ function registeredClient (fastify: FastifyInstance, namespace: string | undefin
   return redis[namespace]
 }
 
+/** A Redis URL fit for a message: its password replaced. */
+export function redactUrl (url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password !== '') parsed.password = '***'
+    return parsed.href
+  } catch {
+    return '(unparsable URL)'
+  }
+}
+
+/**
+ * Connect a client the plugin created, within `timeoutMs`: an unreachable Redis stops
+ * the boot with an error naming the address and the cause, instead of hanging.
+ */
+async function connectWithin (client: Redis, where: string, timeoutMs: number): Promise<void> {
+  let lastError: Error | undefined
+  const remember = (err: Error): void => { lastError = err }
+  client.on('error', remember)
+  let timer: NodeJS.Timeout | undefined
+  try {
+    await Promise.race([
+      client.connect(),
+      new Promise((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)
+      })
+    ])
+  } catch (err) {
+    client.disconnect()
+    const cause = lastError ?? err as Error
+    throw new Error(`fastify-revocable-jwt: cannot reach Redis at ${where} (the redis option): ${cause.message}`, { cause })
+  } finally {
+    clearTimeout(timer)
+    client.off('error', remember)
+  }
+}
+
+/** Close a client the plugin created, also while Redis is down (a QUIT cannot be sent then). */
+async function closeClient (client: Redis, timeoutMs: number): Promise<void> {
+  if (client.status !== 'ready') {
+    client.disconnect()
+    return
+  }
+  let timer: NodeJS.Timeout | undefined
+  await Promise.race([
+    client.quit().catch(() => client.disconnect()),
+    new Promise<void>(resolve => {
+      timer = setTimeout(() => { client.disconnect(); resolve() }, timeoutMs)
+    })
+  ])
+  clearTimeout(timer)
+}
+
 /**
  * The client the Redis stores use: the app's @fastify/redis instance (default or
- * `namespace`) when registered, otherwise a new one registered through
- * @fastify/redis, which also closes it when the app closes.
+ * `namespace`) when registered, otherwise one the plugin creates from `url` and
+ * `clientOptions`, connects at boot (within `storeTimeout`, at least a second) and
+ * closes with the app. Plugins of the package given the same option share it.
  */
 export async function useRedisClient (fastify: FastifyInstance, options: ResolvedRedisOptions, storeTimeoutMs: number): Promise<Redis | Cluster> {
   const { namespace, url, clientOptions } = options
   const where = namespace === undefined ? 'fastify.redis' : `fastify.redis.${namespace}`
   const existing = registeredClient(fastify, namespace)
-  const madeFrom = JSON.stringify({ url, clientOptions })
   if (existing !== undefined) {
-    if (createdClients.get(existing) === madeFrom) return existing
     if (url !== undefined || clientOptions !== undefined) {
       throw new TypeError(`redis.url and redis.clientOptions configure a client of the plugin's own, but @fastify/redis is already registered as ${where}: leave them out to use that client`)
     }
@@ -114,20 +163,34 @@ export async function useRedisClient (fastify: FastifyInstance, options: Resolve
   if (url === undefined && clientOptions === undefined) {
     throw new TypeError(`redis: @fastify/redis is not registered as ${where}; give redis.url or redis.clientOptions to connect`)
   }
+  const madeFrom = JSON.stringify({ url, clientOptions })
+  let clients = createdClients.get(fastify)
+  if (clients === undefined) {
+    clients = new Map()
+    createdClients.set(fastify, clients)
+  }
+  let pending = clients.get(madeFrom)
+  if (pending === undefined) {
+    pending = createClient(fastify, url, clientOptions, storeTimeoutMs)
+    clients.set(madeFrom, pending)
+  }
+  return await pending
+}
+
+async function createClient (fastify: FastifyInstance, url: string | undefined, clientOptions: Record<string, unknown> | undefined, storeTimeoutMs: number): Promise<Redis> {
   // Loaded only here: apps that keep no state in Redis never load ioredis.
-  const { default: fastifyRedis } = await import('@fastify/redis')
-  await fastify.register(fastifyRedis, {
-    ...failFastRedisOptions(storeTimeoutMs),
-    ...clientOptions,
-    ...(url !== undefined && { url }),
-    ...(namespace !== undefined && { namespace })
-  })
-  const client = registeredClient(fastify, namespace) as Redis | Cluster
-  createdClients.set(client, madeFrom)
+  const { Redis } = await import('ioredis')
+  const settings: RedisOptions = { ...failFastRedisOptions(storeTimeoutMs), ...clientOptions, lazyConnect: true }
+  const client = url === undefined ? new Redis(settings) : new Redis(url, settings)
+  const where = url === undefined ? `${String(settings.host ?? '127.0.0.1')}:${String(settings.port ?? 6379)}` : redactUrl(url)
+  await connectWithin(client, where, Math.max(storeTimeoutMs, 1000) + 500)
   // Without a listener ioredis prints every reconnection failure to stderr; a warning
   // in the app's log says the same, and requests meanwhile get their 503.
   client.on('error', function onRedisError (err: Error) {
     fastify.log.warn({ err }, 'fastify-revocable-jwt: Redis connection error')
+  })
+  fastify.addHook('onClose', async function closeRedisClient () {
+    await closeClient(client, Math.max(storeTimeoutMs, 1000))
   })
   return client
 }
