@@ -47,6 +47,12 @@ export interface MongoRefreshTokenStoreOptions {
 export const DEFAULT_MONGO_COLLECTION_NAME = 'refresh_sessions'
 
 const STORE_NAME = 'MongoRefreshTokenStore'
+const DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 5000
+
+/** A connection string fit for a message: its password replaced. */
+function redactedUrl (url: string): string {
+  return `MongoDB at ${url.replace(/^(mongodb(?:\+srv)?:\/\/[^:/@]+:)[^@/]*@/, '$1***@')}`
+}
 const DUPLICATE_KEY = 11000
 
 /**
@@ -136,6 +142,8 @@ export class MongoRefreshTokenStore implements RefreshTokenStore {
   /** The client this store created from `url`, and so must close; null for the host's. */
   readonly #ownedClient: MongoClient | null
   readonly #now: () => number
+  /** What init() names when it fails. */
+  #where = 'the collection (the app\'s own client)'
 
   constructor (options: MongoRefreshTokenStoreOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError(`${STORE_NAME}: options must be an object`)
@@ -165,20 +173,29 @@ export class MongoRefreshTokenStore implements RefreshTokenStore {
       }
       let owned: MongoClient
       try {
-        owned = new MongoClient(url)
+        // A server that cannot be reached stops init() within 5 s unless the URL says otherwise.
+        owned = new MongoClient(url, /[?&]serverSelectionTimeoutMS=/i.test(url) ? {} : { serverSelectionTimeoutMS: DEFAULT_SERVER_SELECTION_TIMEOUT_MS })
       } catch (err) {
         throw new TypeError(`${STORE_NAME}: url is not a valid connection string: ${(err as Error).message}`, { cause: err })
       }
       database = owned.db(databaseName)
       this.#ownedClient = owned
+      this.#where = redactedUrl(url)
     }
     this.#collection = database.collection<SessionDocument>(collectionName)
   }
 
-  /** Connect the client this store owns (with `url`) and create the indexes. Safe to call again. */
+  /**
+   * Connect the client this store owns (with `url`) and create the indexes. Safe to call
+   * again. A server that cannot be reached rejects naming the address, the cause kept.
+   */
   async init (): Promise<void> {
-    if (this.#ownedClient !== null) await this.#ownedClient.connect()
-    await this.#collection.createIndexes(MONGO_INDEXES)
+    try {
+      if (this.#ownedClient !== null) await this.#ownedClient.connect()
+      await this.#collection.createIndexes(MONGO_INDEXES)
+    } catch (err) {
+      throw new Error(`${STORE_NAME}: cannot prepare ${this.#where}: ${(err as Error).message}`, { cause: err })
+    }
   }
 
   async create (input: CreateSessionInput): Promise<CreateSessionResult> {

@@ -108,6 +108,14 @@ t.test('options are validated with messages that name the option', async (t) => 
   }
 })
 
+t.test('a password in the url is not repeated when init fails', async (t) => {
+  const store = new MongoRefreshTokenStore({ url: 'mongodb://app:hunter2@127.0.0.1:1/?serverSelectionTimeoutMS=100' })
+  const err = await store.init().then(() => null, (err: Error) => err)
+  t.match(err?.message, /^MongoRefreshTokenStore: cannot prepare MongoDB at mongodb:\/\/app:\*\*\*@127\.0\.0\.1:1\//)
+  t.notMatch(err?.message, /hunter2/)
+  await store.close()
+})
+
 t.test('a url the driver cannot parse is refused with the driver\'s reason as cause', async (t) => {
   const err = t.throws(() => new MongoRefreshTokenStore({ url: 'mongodb://' })) as Error
   t.match(err.message, /^MongoRefreshTokenStore: url is not a valid connection string: .+/)
@@ -155,7 +163,9 @@ t.test('a store given a url owns its client: init connects it and close closes i
   const created = dbs()
   t.equal(created.length, 1)
   t.same(created[0].args, ['auth'])
-  await t.rejects(store.init(), { name: 'MongoServerSelectionError' })
+  const err = await store.init().then(() => null, (err: Error) => err)
+  t.match(err?.message, /^MongoRefreshTokenStore: cannot prepare MongoDB at mongodb:\/\/127\.0\.0\.1:1\//)
+  t.equal((err?.cause as Error | undefined)?.name, 'MongoServerSelectionError')
   const connected = connects()
   t.equal(connected.length, 1, 'init connected the client')
   await store.close()
