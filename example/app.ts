@@ -35,6 +35,8 @@ export interface ExampleEnv {
   REFRESH_REUSE_GRACE?: string
   COOKIE_SECURE?: string
   REDIS_URL?: string
+  /** With REDIS_URL: answer revocation checks from memory, invalidated by Redis (the near cache). */
+  REDIS_NEAR_CACHE?: string
   MONGODB_URL?: string
   /** Behind a reverse proxy: `true`, a hop count, or a comma list of proxy addresses (Fastify's trustProxy). */
   TRUST_PROXY?: string

@@ -3,7 +3,7 @@ import fastifyRedis from '@fastify/redis'
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
 import { AuthStoreUnavailableError } from '../lib/index.js'
-import { RedisRefreshTokenStore, RedisRevocationStore } from '../lib/stores/redis.js'
+import { NearCachedRevocationStore, RedisRefreshTokenStore, RedisRevocationStore } from '../lib/redis.js'
 import type { SelectedStores } from './stores.js'
 import type { User, UserRegistry } from './users.js'
 import type { LoginLimiter } from './login-limiter.js'
@@ -93,7 +93,7 @@ export class RedisLoginLimiter implements LoginLimiter {
  * client registered with @fastify/redis (which closes it with the app). The client
  * fails fast while Redis is unreachable: no offline queue, a command timeout.
  */
-export async function selectRedisStores (app: FastifyInstance, url: string): Promise<SelectedStores> {
+export async function selectRedisStores (app: FastifyInstance, url: string, nearCache = false): Promise<SelectedStores> {
   await app.register(fastifyRedis, {
     url,
     enableOfflineQueue: false,
@@ -106,7 +106,8 @@ export async function selectRedisStores (app: FastifyInstance, url: string): Pro
     app.log.warn({ err }, 'Redis connection error')
   })
   return {
-    revocationStore: new RedisRevocationStore({ client }),
+    // REDIS_NEAR_CACHE=true: revocation checks answered from memory, invalidated by Redis.
+    revocationStore: nearCache ? new NearCachedRevocationStore({ client }) : new RedisRevocationStore({ client }),
     refreshTokenStore: new RedisRefreshTokenStore({ client }),
     users: new RedisUserRegistry(client),
     loginLimiter: new RedisLoginLimiter(client, LOGIN_MAX_FAILURES, LOGIN_FAILURE_WINDOW_MS)

@@ -23,7 +23,7 @@ export async function selectStores (app: FastifyInstance, env: ExampleEnv): Prom
   if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
     // Loaded only when used: without REDIS_URL the example never loads a Redis client.
     const { selectRedisStores } = await import('./redis.js')
-    const selected = await selectRedisStores(app, env.REDIS_URL)
+    const selected = await selectRedisStores(app, env.REDIS_URL, /^(true|1|yes)$/i.test(env.REDIS_NEAR_CACHE ?? ''))
     // Revocation stays in Redis; with MONGODB_URL as well, refresh tokens move to MongoDB.
     return env.MONGODB_URL !== undefined && env.MONGODB_URL !== '' ? await withMongoRefreshTokens(env.MONGODB_URL, selected) : selected
   }

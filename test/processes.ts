@@ -10,7 +10,7 @@ export interface ServerProcess {
   process: ChildProcess
 }
 
-const START_TIMEOUT_MS = 30_000
+const START_TIMEOUT_MS = 90_000
 
 /**
  * Start `script` with `env` (PORT and HOST are set here) and resolve once it answers

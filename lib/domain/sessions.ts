@@ -1,5 +1,5 @@
 import type { RefreshTokenStore, RotationFacts, SessionRecord, TokenFacts } from '../stores/types.js'
-import { RefreshTokenInvalidError, RefreshTokenReusedError } from '../errors.js'
+import { AuthStoreUnavailableError, RefreshTokenInvalidError, RefreshTokenReusedError } from '../errors.js'
 import type { AuthEvents, SessionEndReason } from './events.js'
 import type { Revocation } from './revocation.js'
 import { decideRotation, type RotationContext, type RotationDecision } from './rotation-policy.js'
@@ -92,19 +92,34 @@ export class Sessions {
    * racing this login leaves the session stale; without it the version is read now.
    */
   async start (userId: string, client: ClientInfo, version?: number): Promise<StartedSession> {
-    const tokenVersion = version ?? await this.#revocation.getVersion(userId)
+    // A store that sees the versions reads the current one in the same step as the write.
+    const fromStore = version === undefined && this.#storeReadsVersions
+    const tokenVersion = version ?? (fromStore ? 0 : await this.#revocation.getVersion(userId))
     const now = this.#now()
     const sessionId = randomId()
     const refreshToken = mintRefreshToken(userId, sessionId)
-    const { evicted } = await this.#revocation.guard(() => this.store.create({
+    const created = await this.#revocation.guard(() => this.store.create({
       session: { sessionId, userId, version: tokenVersion, createdAt: now, lastUsedAt: now, expiresAt: now + this.#ttlMs, ...client },
       tokenHash: hashToken(refreshToken),
       now,
-      maxSessions: this.#maxSessions
+      maxSessions: this.#maxSessions,
+      ...(fromStore && { versionFromStore: true })
     }))
     // Their refresh tokens are gone; their access tokens must stop too.
-    for (const sessionId of evicted) await this.#endAccess(userId, sessionId, 'evicted')
-    return { userId, sessionId, version: tokenVersion, refreshToken }
+    for (const sessionId of created.evicted) await this.#endAccess(userId, sessionId, 'evicted')
+    return { userId, sessionId, version: fromStore ? this.#checkedVersion(created.version) : tokenVersion, refreshToken }
+  }
+
+  /** The versions are the package's own (not the app's hooks) and the refresh store reads them. */
+  get #storeReadsVersions (): boolean {
+    return this.store.readsTokenVersions === true && !this.#revocation.versionsFromApp
+  }
+
+  #checkedVersion (version: number | undefined): number {
+    if (!Number.isSafeInteger(version) || (version as number) < 0) {
+      throw new AuthStoreUnavailableError({ cause: new TypeError(`the store reported the token version ${String(version)}`) })
+    }
+    return version as number
   }
 
   /**
@@ -152,6 +167,12 @@ export class Sessions {
       ])
       const early = decideRotation(found, context)
       facts = early.action === 'rotate' ? await rotate() : found
+    } else if (this.#storeReadsVersions) {
+      // One atomic step reads the version and rotates: nothing can fail in between.
+      const rotated = await rotate()
+      if (rotated !== null) context.currentVersion = this.#checkedVersion(rotated.currentVersion)
+      facts = rotated
+      prepared = undefined as T
     } else {
       // The version is read before rotating: should the read fail, the token stays
       // unrotated and the client's retry, however late, is not mistaken for reuse.

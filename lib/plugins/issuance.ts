@@ -134,7 +134,7 @@ const fastifyRevocableJwtIssuance: FastifyPluginAsync<IssuanceOptions> = async f
     redis: resolveRedisOptions(opts.redis),
     storeTimeoutMs: revocation.storeTimeoutMs,
     now
-  }, 'refresh-token')
+  }, 'refresh-token', revocation.store)
   manageStore(fastify, store, owned)
 
   const sessions = new Sessions({

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import type { Redis } from 'ioredis'
 import { MemoryRefreshTokenStore, MemoryRevocationStore } from '../stores/memory.js'
 import type { RefreshTokenStore, RevocationStore } from '../stores/types.js'
 import { useRedisClient, type ResolvedRedisOptions } from './redis-client.js'
@@ -18,7 +19,8 @@ export async function defaultStore<S> (
   fastify: FastifyInstance,
   given: S | undefined,
   settings: StoreSettings,
-  kind: 'revocation' | 'refresh-token'
+  kind: 'revocation' | 'refresh-token',
+  revocationStore?: unknown
 ): Promise<{ store: S, owned: boolean }> {
   if (given !== undefined) return { store: given, owned: false }
   const { redis, now, storeTimeoutMs } = settings
@@ -26,8 +28,15 @@ export async function defaultStore<S> (
     const client = await useRedisClient(fastify, redis, storeTimeoutMs)
     const { RedisRevocationStore, RedisRefreshTokenStore } = await import('../stores/redis.js')
     const options = { client, keyPrefix: redis.keyPrefix, now }
-    const store = kind === 'revocation' ? new RedisRevocationStore(options) : new RedisRefreshTokenStore(options)
-    return { store: store as S, owned: true }
+    if (kind === 'revocation' && redis.nearCache !== undefined) {
+      const { NearCachedRevocationStore } = await import('../stores/redis-near-cache.js')
+      return { store: new NearCachedRevocationStore({ ...options, ...redis.nearCache, client: client as Redis }) as S, owned: true }
+    }
+    if (kind === 'revocation') return { store: new RedisRevocationStore(options) as S, owned: true }
+    // With the revocation store on the same client and prefix, the scripts read the versions themselves.
+    const keyspace = (revocationStore as { keyspace?: { client: unknown, keyPrefix: string } } | undefined)?.keyspace
+    const readsTokenVersions = keyspace?.client === client && keyspace.keyPrefix === redis.keyPrefix
+    return { store: new RedisRefreshTokenStore({ ...options, readsTokenVersions }) as S, owned: true }
   }
   fastify.log.debug(`fastify-revocable-jwt: ${kind} store in memory; it is not shared between processes`)
   const store: RevocationStore | RefreshTokenStore = kind === 'revocation' ? new MemoryRevocationStore({ now }) : new MemoryRefreshTokenStore({ now })

@@ -31,6 +31,17 @@ export interface RedisStoreOptions {
   now?: () => number
 }
 
+/** Options of the Redis refresh-token store. */
+export interface RedisRefreshTokenStoreOptions extends RedisStoreOptions {
+  /**
+   * The Redis revocation store of the same client and `keyPrefix` keeps the token
+   * versions: read them inside the create and rotate scripts, so that a login and a
+   * refresh cost one round trip. The plugin sets it when it builds both stores.
+   * @default false
+   */
+  readsTokenVersions?: boolean
+}
+
 export const DEFAULT_REDIS_KEY_PREFIX = 'rjwt:'
 
 /** Names under which the stores define their Lua scripts on the client (`defineCommand`). */
@@ -129,6 +140,11 @@ export class RedisRevocationStore implements RevocationStore {
     return this.#client.incr(`${userKeyBase(this.#keyPrefix, userId)}v`)
   }
 
+  /** Where this store keeps the token versions: a refresh-token store on the same client and prefix can read them. */
+  get keyspace (): { client: Redis | Cluster, keyPrefix: string } {
+    return { client: this.#client, keyPrefix: this.#keyPrefix }
+  }
+
   /** Does not quit the client: the store did not create it. */
   async close (): Promise<void> {}
 }
@@ -161,12 +177,15 @@ end
 /**
  * KEYS: ru, S:<sid>. ARGV: now, maxSessions, sessionId, hash, userId, version,
  * createdAt, lastUsedAt, expiresAt, userAgent, ip (each of those two `-` for null or
- * `+` and the value). Returns the evicted session ids.
+ * `+` and the value), and `1` to record the user's current version (`<base>v`) instead.
+ * Returns { the version recorded, evicted session ids... }.
  */
 const CREATE_SCRIPT = `${LUA_BASE}
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return redis.error_reply('ERR session id already stored')
 end
+local version = ARGV[6]
+if ARGV[12] == '1' then version = redis.call('GET', base .. 'v') or '0' end
 local now = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 local evicted = {}
@@ -177,15 +196,15 @@ if excess > 0 then
   redis.call('ZREMRANGEBYRANK', KEYS[1], 0, excess - 1)
 end
 local expiresAt = tonumber(ARGV[9])
-if expiresAt <= now then return evicted end
-redis.call('HSET', KEYS[2], 'userId', ARGV[5], 'version', ARGV[6], 'createdAt', ARGV[7],
+if expiresAt <= now then return { version, unpack(evicted) } end
+redis.call('HSET', KEYS[2], 'userId', ARGV[5], 'version', version, 'createdAt', ARGV[7],
   'lastUsedAt', ARGV[8], 'expiresAt', ARGV[9], 'live', ARGV[4], 'gen', 0, 't:' .. ARGV[4], '0', 'g:0', ARGV[4])
 if string.sub(ARGV[10], 1, 1) == '+' then redis.call('HSET', KEYS[2], 'ua', string.sub(ARGV[10], 2)) end
 if string.sub(ARGV[11], 1, 1) == '+' then redis.call('HSET', KEYS[2], 'ip', string.sub(ARGV[11], 2)) end
 redis.call('PEXPIRE', KEYS[2], expiresAt - now)
 redis.call('ZADD', KEYS[1], expiresAt, ARGV[3])
 touchIndex(KEYS[1], now)
-return evicted
+return { version, unpack(evicted) }
 `
 
 /** The session fields every read returns, in this order, then the presented token's entry. */
@@ -193,16 +212,19 @@ const SESSION_FIELDS = ['userId', 'version', 'createdAt', 'lastUsedAt', 'expires
 
 /**
  * KEYS: ru, S:<sid>. ARGV: userId, hash, childHash, now, childExpiresAt, userAgent,
- * ip (`-`/`+value`), keepRotated, sessionId. Returns nil when the token is not a live
- * session's, else { rotated (1/0), the session fields after the call, the token's entry before it }.
+ * ip (`-`/`+value`), keepRotated, sessionId, and `1` to report the user's current
+ * version. Returns nil when the token is not a live session's, else { rotated (1/0),
+ * the session fields after the call, the token's entry before it, the current version }.
  */
 const ROTATE_SCRIPT = `${LUA_BASE}
+local current = false
+if ARGV[10] == '1' then current = redis.call('GET', base .. 'v') or '0' end
 local s = KEYS[2]
 local m = redis.call('HMGET', s, 'userId', 'version', 'createdAt', 'lastUsedAt', 'expiresAt', 'ua', 'ip', 'live', 'gen', 't:' .. ARGV[2])
 local now = tonumber(ARGV[4])
 if not m[1] or m[1] ~= ARGV[1] or not m[10] or tonumber(m[5]) <= now then return nil end
 if m[8] ~= ARGV[2] then
-  return { 0, m[1], m[2], m[3], m[4], m[5], m[6] or false, m[7] or false, m[8], m[10] }
+  return { 0, m[1], m[2], m[3], m[4], m[5], m[6] or false, m[7] or false, m[8], m[10], current }
 end
 local gen = tonumber(m[9]) + 1
 local child = ARGV[3]
@@ -223,7 +245,7 @@ redis.call('PEXPIRE', s, math.max(1, tonumber(ARGV[5]) - now))
 redis.call('ZADD', KEYS[1], ARGV[5], ARGV[9])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 touchIndex(KEYS[1], now)
-return { 1, m[1], m[2], m[3], ARGV[4], ARGV[5], ua or false, ip or false, child, m[10] }
+return { 1, m[1], m[2], m[3], ARGV[4], ARGV[5], ua or false, ip or false, child, m[10], current }
 `
 
 /** KEYS: ru, S:<sid>. ARGV: sessionId, now. Returns 1 when a live session was deleted. */
@@ -302,13 +324,18 @@ function factsOf (sessionId: string, f: Field[], entry: string): TokenFacts {
  * and one pipelined `HMGET` per live session (bounded by the session limit).
  */
 export class RedisRefreshTokenStore implements RefreshTokenStore {
+  readonly readsTokenVersions: boolean
   readonly #client: Redis | Cluster
   readonly #commands: ScriptCommands
   readonly #keyPrefix: string
   readonly #now: () => number
 
-  constructor (options: RedisStoreOptions) {
+  constructor (options: RedisRefreshTokenStoreOptions) {
     const { client, keyPrefix, now } = checkRedisOptions(options, 'RedisRefreshTokenStore')
+    if (options.readsTokenVersions !== undefined && typeof options.readsTokenVersions !== 'boolean') {
+      throw new TypeError('RedisRefreshTokenStore: readsTokenVersions must be a boolean')
+    }
+    this.readsTokenVersions = options.readsTokenVersions ?? false
     for (const [name, definition] of Object.entries(SCRIPTS)) {
       // Redefining is harmless: stores sharing a client define the very same scripts.
       client.defineCommand(name, definition)
@@ -326,11 +353,13 @@ export class RedisRefreshTokenStore implements RefreshTokenStore {
   async create (input: CreateSessionInput): Promise<CreateSessionResult> {
     const { session, tokenHash, now, maxSessions } = input
     const base = this.#base(session.userId)
-    const evicted = await this.#commands.revocableJwtCreateSession(
+    const fromStore = input.versionFromStore === true && this.readsTokenVersions
+    const [version, ...evicted] = await this.#commands.revocableJwtCreateSession(
       `${base}ru`, `${base}S:${session.sessionId}`,
       now, maxSessions, session.sessionId, tokenHash, session.userId, session.version,
-      session.createdAt, session.lastUsedAt, session.expiresAt, optional(session.userAgent), optional(session.ip)) as string[]
-    return { evicted }
+      session.createdAt, session.lastUsedAt, session.expiresAt, optional(session.userAgent), optional(session.ip),
+      fromStore ? '1' : '0') as string[]
+    return fromStore ? { evicted, version: Number(version) } : { evicted }
   }
 
   async find (userId: string, sessionId: string, hash: string, now: number): Promise<TokenFacts | null> {
@@ -345,10 +374,12 @@ export class RedisRefreshTokenStore implements RefreshTokenStore {
     const reply = await this.#commands.revocableJwtRotateToken(
       `${base}ru`, `${base}S:${input.sessionId}`,
       input.userId, input.hash, input.childHash, input.now, input.childExpiresAt,
-      optional(input.userAgent), optional(input.ip), input.keepRotated, input.sessionId) as [number, ...Field[]] | null
+      optional(input.userAgent), optional(input.ip), input.keepRotated, input.sessionId, this.readsTokenVersions ? '1' : '0') as [number, ...Field[]] | null
     if (reply === null) return null
     const [rotated, ...fields] = reply
-    return { ...factsOf(input.sessionId, fields, fields[8] as string), rotated: rotated === 1 }
+    const facts: RotationFacts = { ...factsOf(input.sessionId, fields, fields[8] as string), rotated: rotated === 1 }
+    if (this.readsTokenVersions) facts.currentVersion = Number(fields[9])
+    return facts
   }
 
   async listSessions (userId: string, now: number): Promise<SessionRecord[]> {

@@ -69,12 +69,19 @@ export interface CreateSessionInput {
    * recently used ones are deleted so that, with the new one, there are `maxSessions`.
    */
   maxSessions: number
+  /**
+   * Only for a store with `readsTokenVersions`: record the user's current token version
+   * (read in the same atomic step) instead of `session.version`, and report it.
+   */
+  versionFromStore?: boolean
 }
 
 /** What `RefreshTokenStore.create` did. */
 export interface CreateSessionResult {
   /** Ids of the user's sessions deleted to make room, least recently used first. */
   evicted: string[]
+  /** The version recorded, when `versionFromStore` asked the store to read it. */
+  version?: number
 }
 
 /** Input of `RefreshTokenStore.rotate`. */
@@ -112,6 +119,8 @@ export interface TokenFacts {
 export interface RotationFacts extends TokenFacts {
   /** This call rotated the presented token: it was live, and `childHash` is now the session's live token. */
   rotated: boolean
+  /** The user's current token version, read in the same atomic step (stores with `readsTokenVersions` only). */
+  currentVersion?: number
 }
 
 /**
@@ -120,6 +129,12 @@ export interface RotationFacts extends TokenFacts {
  * (`null`): expiry is a fact the store applies on every read.
  */
 export interface RefreshTokenStore {
+  /**
+   * The store also sees the users' token versions (the Redis store on the same client and
+   * prefix as the Redis revocation store): a login and a refresh then read the version in
+   * the same atomic step as the write, one round trip instead of two.
+   */
+  readonly readsTokenVersions?: boolean
   /** Store a new session with its first token; evict the least recently used sessions beyond `maxSessions`. A session id already stored is refused. */
   create (input: CreateSessionInput): Promise<CreateSessionResult>
   /** Read what is stored about a presented token, changing nothing. */
