@@ -18,12 +18,22 @@ export interface BenchToken {
   token: string
 }
 
+/** An Ed25519 key for the rows that verify with public keys, and its `kid`. */
+export interface BenchKeyPair {
+  privateKey: string
+  publicKey: string
+  kid: string
+}
+
 /**
  * `count` access tokens, one per user, shaped exactly like those the package issues
- * (`sub`, `sid`, `jti`, `ver` 0, `typ: at+jwt`), so that every server accepts the same ones.
+ * (`sub`, `sid`, `jti`, `ver` 0, `typ: at+jwt`), so that every server accepts the same
+ * ones: HS256 with the bench secret, or EdDSA with `key`.
  */
-export function makeTokens (count: number): BenchToken[] {
-  const sign = createSigner({ key: BENCH_SECRET, algorithm: 'HS256', header: { alg: 'HS256', typ: TOKEN_TYPE }, expiresIn: TOKEN_LIFETIME_MS })
+export function makeTokens (count: number, key?: BenchKeyPair): BenchToken[] {
+  const sign = key === undefined
+    ? createSigner({ key: BENCH_SECRET, algorithm: 'HS256', header: { alg: 'HS256', typ: TOKEN_TYPE }, expiresIn: TOKEN_LIFETIME_MS })
+    : createSigner({ key: key.privateKey, algorithm: 'EdDSA', kid: key.kid, header: { alg: 'EdDSA', typ: TOKEN_TYPE }, expiresIn: TOKEN_LIFETIME_MS })
   const tokens: BenchToken[] = []
   for (let i = 0; i < count; i++) {
     const userId = `user-${i}`

@@ -1,30 +1,37 @@
-// Servers 3 and 4: this package's umbrella plugin, with memory stores or (with
-// BENCH_STORE=redis) the Redis stores on the bench's private redis-server.
+// This package's umbrella plugin, configured by the environment:
+//   BENCH_STORE  memory | redis (the `redis: url` option: what users get by default)
+//                | redis-app (the app's own @fastify/redis client, auto-pipelining: tuned)
+//                | redis-near (`redis: { url, nearCache: true }`)
+//   BENCH_ALG    HS256 (default) | EdDSA (BENCH_PRIVATE_KEY, BENCH_PUBLIC_KEY)
 import Fastify from 'fastify'
-import { Redis } from 'ioredis'
 import { BENCH_SECRET, loginSchema, redisUrl, serveFastify } from '../common.js'
 
 // The package as users run it: tsc's output (bench/run.ts builds it and sets BENCH_LIB),
 // not the sources through tsx, whose keepNames adds a call per inner function created.
 const lib = process.env.BENCH_LIB ?? new URL('../../lib/', import.meta.url).href
 const { default: revocableJwt } = await import(`${lib}index.js`) as typeof import('../../lib/index.js')
-const { RedisRefreshTokenStore, RedisRevocationStore } = await import(`${lib}stores/redis.js`) as typeof import('../../lib/stores/redis.js')
 
-const useRedis = process.env.BENCH_STORE === 'redis'
-// Auto-pipelining: the concurrent requests' MGETs leave in one write per tick.
-const redis = useRedis ? new Redis(redisUrl(), { enableAutoPipelining: true }) : undefined
-const stores = redis === undefined
-  ? {}
-  : {
-      revocationStore: new RedisRevocationStore({ client: redis, keyPrefix: 'bench:' }),
-      refreshTokenStore: new RedisRefreshTokenStore({ client: redis, keyPrefix: 'bench:' })
-    }
-
-// BENCH_VERIFY_CACHE sizes @fastify/jwt's verify cache (the package's default otherwise).
+const store = process.env.BENCH_STORE ?? 'memory'
+const app = Fastify({ logger: false })
+let redis: Record<string, unknown> | undefined
+if (store === 'redis') {
+  redis = { redis: { url: redisUrl(), keyPrefix: 'bench:' } }
+} else if (store === 'redis-near') {
+  redis = { redis: { url: redisUrl(), keyPrefix: 'bench:', nearCache: true } }
+} else if (store === 'redis-app') {
+  const { default: fastifyRedis } = await import('@fastify/redis')
+  await app.register(fastifyRedis, { url: redisUrl(), enableAutoPipelining: true })
+  redis = { redis: { keyPrefix: 'bench:' } }
+} else if (store !== 'memory') {
+  throw new TypeError(`BENCH_STORE must be memory, redis, redis-app or redis-near, got ${store}`)
+}
+const keys = process.env.BENCH_ALG === 'EdDSA'
+  ? { algorithm: 'EdDSA' as const, keys: [{ secret: process.env.BENCH_PRIVATE_KEY as string, publicKey: process.env.BENCH_PUBLIC_KEY as string }], refreshTokenSecret: BENCH_SECRET }
+  : { secret: BENCH_SECRET }
+// BENCH_VERIFY_CACHE sizes the verified-token cache (the package's default otherwise).
 const verifyCacheSize = process.env.BENCH_VERIFY_CACHE === undefined ? undefined : Number(process.env.BENCH_VERIFY_CACHE)
 
-const app = Fastify({ logger: false })
-await app.register(revocableJwt, { secret: BENCH_SECRET, prefix: '/auth', verifyCacheSize, ...stores })
+await app.register(revocableJwt, { ...keys, prefix: '/auth', ...(verifyCacheSize !== undefined && { verifyCacheSize }), ...redis })
 
 // `--compare` runs this file with the package as it was at a git ref: before the
 // namespace held it, the hook was decorated as fastify.authenticate.
@@ -39,7 +46,4 @@ app.post<{ Body: { id: string } }>('/login', { schema: { body: loginSchema } }, 
   return reply.issueTokens({ id: request.body.id })
 })
 
-await serveFastify(app, async () => {
-  await app.close()
-  redis?.disconnect()
-})
+await serveFastify(app)
