@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { Cluster, Redis, RedisOptions } from 'ioredis'
-import { DEFAULT_REDIS_KEY_PREFIX } from '../stores/redis.js'
+import { DEFAULT_REDIS_KEY_PREFIX } from '../stores/redis-keys.js'
 import type { NearCacheOptions } from '../stores/redis-near-cache.js'
 
 /**

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import type { RevocationState, RevocationStore } from './types.js'
-import { DEFAULT_REDIS_KEY_PREFIX, RedisRevocationStore, userKeyBase } from './redis.js'
+import { DEFAULT_REDIS_KEY_PREFIX, userKeyBase } from './redis-keys.js'
+import { RedisRevocationStore } from './redis-revocation.js'
 
 /** Options of the near cache. */
 export interface NearCacheOptions {

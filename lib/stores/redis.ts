@@ -3,33 +3,15 @@ import type {
   CreateSessionInput,
   CreateSessionResult,
   RefreshTokenStore,
-  RevocationState,
-  RevocationStore,
   RotateInput,
   RotationFacts,
   SessionRecord,
   TokenFacts
 } from './types.js'
+import { checkRedisOptions, userKeyBase, type RedisStoreOptions } from './redis-keys.js'
 
-/** Options of the Redis stores. */
-export interface RedisStoreOptions {
-  /**
-   * The ioredis client (a `Redis` or a `Cluster`). The store never quits it: it
-   * belongs to whoever created it (with the plugin's `redis` option, @fastify/redis).
-   */
-  client: Redis | Cluster
-  /**
-   * Prefix of every key the store writes. Must not contain `{` or `}`: the user's
-   * Redis Cluster hash tag follows it.
-   * @default 'rjwt:'
-   */
-  keyPrefix?: string
-  /**
-   * The clock, in ms since the epoch, that key TTLs are computed from (`PX` = expiry − now).
-   * @default Date.now
-   */
-  now?: () => number
-}
+export { DEFAULT_REDIS_KEY_PREFIX, userKeyBase, type RedisStoreOptions } from './redis-keys.js'
+export { RedisRevocationStore } from './redis-revocation.js'
 
 /** Options of the Redis refresh-token store. */
 export interface RedisRefreshTokenStoreOptions extends RedisStoreOptions {
@@ -42,112 +24,8 @@ export interface RedisRefreshTokenStoreOptions extends RedisStoreOptions {
   readsTokenVersions?: boolean
 }
 
-export const DEFAULT_REDIS_KEY_PREFIX = 'rjwt:'
-
-/** Names under which the stores define their Lua scripts on the client (`defineCommand`). */
+/** Names under which the store defines its Lua scripts on the client (`defineCommand`). */
 const COMMAND_PREFIX = 'revocableJwt'
-
-interface ResolvedRedisStoreOptions {
-  client: Redis | Cluster
-  keyPrefix: string
-  now: () => number
-}
-
-function checkRedisOptions (options: RedisStoreOptions, name: string): ResolvedRedisStoreOptions {
-  if (options === null || typeof options !== 'object') throw new TypeError(`${name}: options must be an object`)
-  const client = options.client as unknown as Record<string, unknown> | null | undefined
-  if (client === null || typeof client !== 'object' || typeof client.mget !== 'function' || typeof client.defineCommand !== 'function') {
-    throw new TypeError(`${name}: client must be an ioredis Redis or Cluster instance`)
-  }
-  const keyPrefix = options.keyPrefix ?? DEFAULT_REDIS_KEY_PREFIX
-  if (typeof keyPrefix !== 'string' || /[{}]/.test(keyPrefix)) {
-    throw new TypeError(`${name}: keyPrefix must be a string without "{" or "}" (they would change the Redis Cluster hash slot)`)
-  }
-  const now = options.now ?? Date.now
-  if (typeof now !== 'function') throw new TypeError(`${name}: now must be a function`)
-  return { client: options.client, keyPrefix, now }
-}
-
-/**
- * The common start of every key of one user: the prefix and a Redis Cluster hash
- * tag holding the user id in base64url (a raw id may contain `{` or `}`), so that
- * all keys of a user live in one slot and one command or script can touch them all.
- */
-export function userKeyBase (keyPrefix: string, userId: string): string {
-  return `${keyPrefix}{${Buffer.from(userId).toString('base64url')}}:`
-}
-
-/**
- * Revocation store in Redis, shared by every instance of a service.
- *
- * Keys (`<base>` = `keyPrefix{base64url(userId)}:`):
- * - `<base>t:<jti>`: a revoked access token, `PX` until it would expire;
- * - `<base>s:<sid>`: a revoked session, `PX` until its last access token would expire;
- * - `<base>v`: the user's token version (`INCR`, no TTL).
- *
- * `check()` is one `MGET`: one round trip, also on a Cluster.
- */
-export class RedisRevocationStore implements RevocationStore {
-  readonly #client: Redis | Cluster
-  readonly #keyPrefix: string
-  readonly #now: () => number
-
-  constructor (options: RedisStoreOptions) {
-    const { client, keyPrefix, now } = checkRedisOptions(options, 'RedisRevocationStore')
-    this.#client = client
-    this.#keyPrefix = keyPrefix
-    this.#now = now
-  }
-
-  async check (userId: string, tokenId: string | null, sessionId: string | null): Promise<RevocationState> {
-    const base = userKeyBase(this.#keyPrefix, userId)
-    if (tokenId !== null && sessionId !== null) {
-      const [token, session, version] = await this.#client.mget(`${base}t:${tokenId}`, `${base}s:${sessionId}`, `${base}v`)
-      return { tokenRevoked: token !== null, sessionRevoked: session !== null, version: version === null ? 0 : Number(version) }
-    }
-    const keys = [`${base}v`]
-    if (tokenId !== null) keys.push(`${base}t:${tokenId}`)
-    if (sessionId !== null) keys.push(`${base}s:${sessionId}`)
-    const [version, revoked = null] = await this.#client.mget(...keys)
-    return {
-      tokenRevoked: tokenId !== null && revoked !== null,
-      sessionRevoked: sessionId !== null && revoked !== null,
-      version: version === null ? 0 : Number(version)
-    }
-  }
-
-  async #revoke (key: string, expiresAt: number): Promise<void> {
-    const ttl = Math.ceil(expiresAt - this.#now())
-    // Nothing to keep: the token it would revoke has expired already.
-    if (!(ttl > 0)) return
-    await this.#client.set(key, '1', 'PX', ttl)
-  }
-
-  revokeToken (userId: string, tokenId: string, expiresAt: number): Promise<void> {
-    return this.#revoke(`${userKeyBase(this.#keyPrefix, userId)}t:${tokenId}`, expiresAt)
-  }
-
-  revokeSession (userId: string, sessionId: string, expiresAt: number): Promise<void> {
-    return this.#revoke(`${userKeyBase(this.#keyPrefix, userId)}s:${sessionId}`, expiresAt)
-  }
-
-  async getTokenVersion (userId: string): Promise<number> {
-    const version = await this.#client.get(`${userKeyBase(this.#keyPrefix, userId)}v`)
-    return version === null ? 0 : Number(version)
-  }
-
-  bumpTokenVersion (userId: string): Promise<number> {
-    return this.#client.incr(`${userKeyBase(this.#keyPrefix, userId)}v`)
-  }
-
-  /** Where this store keeps the token versions: a refresh-token store on the same client and prefix can read them. */
-  get keyspace (): { client: Redis | Cluster, keyPrefix: string } {
-    return { client: this.#client, keyPrefix: this.#keyPrefix }
-  }
-
-  /** Does not quit the client: the store did not create it. */
-  async close (): Promise<void> {}
-}
 
 // The refresh-token layout. Every key of a user starts with the user's base, so all of
 // them are in one Cluster slot. KEYS[1] is always `<base>ru` and the base is taken from
