@@ -22,7 +22,7 @@ t.test('once the access token has expired, "who am I" still succeeds with exactl
   const context = await suite.browser.newContext()
   t.teardown(() => context.close())
   const wire = new Wire(context)
-  const page = await openDemo(context, suite.demo.url)
+  const page = await openDemo(context, suite.expiring.url)
   const email = newEmail()
   await signIn(page, email, true)
   t.equal(wire.count('POST /auth/refresh'), 1, 'one refresh on page load, before login (no cookie yet)')

@@ -14,10 +14,10 @@ t.test('two tabs whose tokens expire together both succeed, refreshing one at a 
   const context = await suite.browser.newContext()
   t.teardown(() => context.close())
   const wire = new Wire(context)
-  const first = await openDemo(context, suite.demo.url)
+  const first = await openDemo(context, suite.expiring.url)
   const email = newEmail()
   await signIn(first, email, true)
-  const second = await openDemo(context, suite.demo.url)
+  const second = await openDemo(context, suite.expiring.url)
   await second.waitForSelector(`#status:has-text("Signed in as ${email}")`)
   // The second tab's silent refresh was broadcast: both tabs now hold one token.
   await first.waitForFunction(() => document.getElementById('log')?.textContent?.includes('(other-tab)'))
