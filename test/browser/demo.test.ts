@@ -1,5 +1,5 @@
 import t from 'tap'
-import { PASSWORD, Wire, newEmail, openDemo, screenshot, signIn, skipBrowser, waitForExpiry, useBrowserSuite } from './setup.js'
+import { PASSWORD, Wire, act, newEmail, openDemo, screenshot, signIn, skipBrowser, waitForExpiry, useBrowserSuite } from './setup.js'
 
 const suite = useBrowserSuite(t)
 
@@ -30,13 +30,14 @@ t.test('once the access token has expired, "who am I" still succeeds with exactl
   await waitForExpiry(page)
   wire.reset()
   const started = Date.now()
-  await page.click('#whoami')
-  await page.waitForSelector('#output:has-text("200")')
+  // Waits for this click's "who am I" to finish: the sign-in already wrote a "200" to #output.
+  await act(page, 'whoami')
   t.comment(`expired "who am I" answered in ${Date.now() - started} ms: ${wire.requests.join(', ')}`)
 
+  t.match(await page.textContent('#output'), /^200 /)
   t.match(await page.textContent('#output'), email)
   t.same(wire.requests, ['GET /me', 'POST /auth/refresh', 'GET /me'], 'a 401, one refresh, one retry')
-  t.same(wire.refreshErrors, [], 'the refresh was accepted')
+  t.same(await wire.refreshErrors(), [], 'the refresh was accepted')
   await screenshot(page, 'demo-after-refresh.png')
 })
 
@@ -50,9 +51,10 @@ t.test('reloading the page keeps the user signed in through the silent refresh',
   const before = await page.evaluate(() => (window as unknown as { demo: { client: { accessToken: string } } }).demo.client.accessToken)
 
   wire.reset()
+  // The reloaded document sets data-ready once its silent refresh, "who am I" and session list have answered.
   await page.reload()
   await page.waitForSelector('body[data-ready="true"]', { state: 'attached' })
-  await page.waitForSelector(`#status:has-text("Signed in as ${email}")`)
+  t.equal(await page.textContent('#status'), `Signed in as ${email}`)
 
   t.equal(wire.count('POST /auth/refresh'), 1, 'one silent refresh')
   t.equal(await page.getAttribute('body', 'data-state'), 'authenticated')
@@ -67,12 +69,12 @@ t.test('a wrong password shows the error code and starts no session', { skip: sk
   const page = await openDemo(context, suite.demo.url)
   const email = newEmail()
   await signIn(page, email, true)
-  await page.click('#logout')
-  await page.waitForSelector('body[data-state="logged-out"]')
+  await act(page, 'logout')
+  t.equal(await page.getAttribute('body', 'data-state'), 'logged-out')
   await page.fill('#email', email)
   await page.fill('#password', `${PASSWORD}!`)
-  await page.click('#login')
-  await page.waitForSelector('#form-error:has-text("INVALID_CREDENTIALS")')
+  await act(page, 'login')
+  t.equal(await page.textContent('#form-error'), '401 INVALID_CREDENTIALS')
   t.equal(await page.getAttribute('body', 'data-state'), 'logged-out')
   t.notOk((await context.cookies()).some(cookie => cookie.name === 'refresh_token'), 'logout cleared the cookie')
 })

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { chromium, type Browser, type BrowserContext, type Locator, type Page, type Route } from 'playwright-core'
 import type { Test } from 'tap'
 import { build } from '../helper.js'
 
@@ -85,10 +85,10 @@ export function useBrowserSuite (t: Test): BrowserSuite {
 /** The requests of one browser context, as the wire saw them. */
 export class Wire {
   readonly requests: string[] = []
-  /** Codes of the error answers of `/auth/refresh`. */
-  readonly refreshErrors: string[] = []
   inflightRefreshes = 0
   maxConcurrentRefreshes = 0
+  /** Codes of the error answers of `/auth/refresh`, read from their bodies as they arrive. */
+  #refreshErrors: Array<Promise<string>> = []
 
   constructor (context: BrowserContext) {
     context.on('request', request => {
@@ -106,7 +106,8 @@ export class Wire {
     context.on('requestfailed', settled)
     context.on('response', response => {
       if (new URL(response.url()).pathname !== '/auth/refresh' || response.status() === 200) return
-      response.json().then((body: { code: string }) => { this.refreshErrors.push(body.code) }, () => {})
+      // Counted now, when the answer is seen; its body is read later.
+      this.#refreshErrors.push(response.json().then((body: { code: string }) => body.code, () => `${response.status()} without a JSON body`))
     })
   }
 
@@ -114,11 +115,29 @@ export class Wire {
     return this.requests.filter(r => r === request).length
   }
 
+  /** The codes of the refresh answers that were not 200, since the last reset. */
+  async refreshErrors (): Promise<string[]> {
+    return await Promise.all(this.#refreshErrors)
+  }
+
   /** Forget what was seen so far, so that the next assertions count one step only. */
   reset (): void {
     this.requests.length = 0
-    this.refreshErrors.length = 0
+    this.#refreshErrors = []
   }
+}
+
+/**
+ * Hold the next `count` requests to `path` until all of them have been sent, then let
+ * them go together. For requests that must race: however late one tab's timer fires,
+ * the other tab's request cannot be answered (and start a refresh) before it is sent.
+ */
+export async function gather (context: BrowserContext, path: string, count: number): Promise<void> {
+  const held: Route[] = []
+  await context.route(url => url.pathname === path, async route => {
+    held.push(route)
+    if (held.length === count) await Promise.all(held.map(async r => await r.continue()))
+  }, { times: count })
 }
 
 let users = 0
@@ -129,7 +148,7 @@ export function newEmail (): string {
 
 export const PASSWORD = 'correct horse battery'
 
-/** Open the demo page and wait until its script has started the client. */
+/** Open the demo page and wait until its script has started the client (and, when signed in, answered "who am I"). */
 export async function openDemo (context: BrowserContext, url: string): Promise<Page> {
   const page = await context.newPage()
   await page.goto(url)
@@ -137,12 +156,37 @@ export async function openDemo (context: BrowserContext, url: string): Promise<P
   return page
 }
 
-/** Register (when asked) and log in through the page's form; waits for "who am I" to answer. */
+/** The actions of the demo page, each counted on `<body>` as `data-done-<action>` once it has finished. */
+export type DemoAction = 'register' | 'login' | 'whoami' | 'refresh' | 'logout' | 'logout-all' | 'reload-sessions' | 'revoke'
+
+/** How many times the page has finished `action`. */
+export async function doneCount (page: Page, action: DemoAction): Promise<number> {
+  return Number(await page.getAttribute('body', `data-done-${action}`) ?? 0)
+}
+
+/**
+ * Click what starts `action` (its button `#<action>` unless told) and wait until the page
+ * has finished it: every request of the action answered and the outcome shown. A test
+ * never has two of the same action in flight in one page, so the next count is this click's.
+ */
+export async function act (page: Page, action: DemoAction, target: string | Locator = `#${action}`): Promise<void> {
+  const before = await doneCount(page, action)
+  await (typeof target === 'string' ? page.locator(target) : target).click()
+  await waitForDone(page, action, before + 1)
+}
+
+/** Wait until the page has finished `action` `count` times in all. */
+export async function waitForDone (page: Page, action: DemoAction, count: number): Promise<void> {
+  await page.waitForSelector(`body[data-done-${action}="${count}"]`, { state: 'attached' })
+}
+
+/** Register (when asked) and log in through the page's form; resolves once "who am I" and the session list have answered. */
 export async function signIn (page: Page, email: string, register: boolean): Promise<void> {
   await page.fill('#email', email)
   await page.fill('#password', PASSWORD)
-  await page.click(register ? '#register' : '#login')
-  await page.waitForSelector(`#status:has-text("Signed in as ${email}")`)
+  await act(page, register ? 'register' : 'login')
+  const status = await page.textContent('#status')
+  if (status !== `Signed in as ${email}`) throw new Error(`sign-in as ${email} failed: status "${status}", error "${await page.textContent('#form-error')}"`)
 }
 
 /** When the page's access token expires, in ms since the epoch (the page's clock is this machine's). */
@@ -151,15 +195,14 @@ export async function tokenExpiry (page: Page): Promise<number> {
 }
 
 /**
- * Wait until a real access token has really expired. This is a real browser talking to a
- * real server over a socket: no clock can be injected into both, so the test waits
- * the TTL out. The client's `expiresAt` (arrival + `expiresIn`) is never
- * earlier than the JWT's `exp`, which the server rounds down to the second.
+ * Wait until the page's access token has really expired, which the page shows as
+ * `data-token="expired"`. This is a real browser talking to a real server over a
+ * socket: no clock can be injected into both, so the test waits the TTL out. The
+ * client's `expiresAt` (arrival + `expiresIn`) is never earlier than the JWT's `exp`,
+ * which the server rounds down to the second, so the server agrees.
  */
-export async function waitForExpiry (...pages: Page[]): Promise<void> {
-  const expiries = await Promise.all(pages.map(tokenExpiry))
-  const wait = Math.max(...expiries) + 50 - Date.now()
-  if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait))
+export async function waitForExpiry (page: Page): Promise<void> {
+  await page.waitForSelector('body[data-token="expired"]', { state: 'attached' })
 }
 
 /** Screenshots go to a git-ignored folder, or to docs/ with UPDATE_SCREENSHOTS=1. */
