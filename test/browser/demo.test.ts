@@ -78,3 +78,41 @@ t.test('a wrong password shows the error code and starts no session', { skip: sk
   t.equal(await page.getAttribute('body', 'data-state'), 'logged-out')
   t.notOk((await context.cookies()).some(cookie => cookie.name === 'refresh_token'), 'logout cleared the cookie')
 })
+
+t.test('a login while the page-load refresh is still in flight keeps the new session at the next refresh', { skip: skipBrowser }, async t => {
+  const context = await suite.browser.newContext()
+  t.teardown(() => context.close())
+  const alice = newEmail()
+  const bob = newEmail()
+  const page = await openDemo(context, suite.demo.url)
+  await signIn(page, bob, true)
+  await act(page, 'logout')
+  await signIn(page, alice, true)
+
+  // On reload the page refreshes with Alice's cookie. The server answers it, but the
+  // answer (and its Set-Cookie) reaches the browser only after Bob has logged in.
+  let answered!: () => void
+  const refreshedOnServer = new Promise<void>(resolve => { answered = resolve })
+  let release!: () => void
+  const released = new Promise<void>(resolve => { release = resolve })
+  await context.route(url => url.pathname === '/auth/refresh', async route => {
+    const response = await route.fetch()
+    answered()
+    await released
+    await route.fulfill({ response })
+  }, { times: 1 })
+  await page.reload({ waitUntil: 'commit' })
+  await refreshedOnServer
+  await page.fill('#email', bob)
+  await page.fill('#password', PASSWORD)
+  await act(page, 'login')
+  t.match(await page.textContent('#output'), bob, 'signed in as Bob')
+  release()
+  await page.waitForSelector('body[data-ready="true"]', { state: 'attached' })
+
+  await act(page, 'refresh')
+  await act(page, 'whoami')
+  t.match(await page.textContent('#output'), bob, 'still Bob after the next refresh', {
+    todo: 'lib/client: login() does not wait for a refresh in flight, whose late Set-Cookie replaces the new session\'s cookie'
+  })
+})
