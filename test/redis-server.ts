@@ -83,6 +83,9 @@ async function waitFor (what: string, check: () => Promise<boolean>, timeoutMs =
   throw new Error(`timed out waiting for ${what}`)
 }
 
+/** A redis-server that exited before answering: most often, its port was taken meanwhile. */
+class ExitedWhileStarting extends Error {}
+
 export interface RedisServerOptions {
   /** Keep data across a stop and restart (append-only file, fsync on every write). */
   persistent?: boolean
@@ -102,17 +105,19 @@ export class RedisServer {
     this.#options = options
   }
 
-  /** Start a private redis-server on a free port and wait until it answers PING. */
+  /** Start a private redis-server on a free port and wait until it answers. */
   static async start (options: RedisServerOptions = {}): Promise<RedisServer> {
-    const dir = await mkdtemp(join(tmpdir(), 'rjwt-redis-'))
-    const server = new RedisServer(await freePort(), dir, options)
-    try {
-      await server.restart()
-    } catch (err) {
-      await server.close()
-      throw err
+    for (let attempt = 1; ; attempt++) {
+      const server = new RedisServer(await freePort(), await mkdtemp(join(tmpdir(), 'rjwt-redis-')), options)
+      try {
+        await server.restart()
+        return server
+      } catch (err) {
+        await server.close()
+        // Another process took the port between freePort() and the bind: try another one.
+        if (!(err instanceof ExitedWhileStarting) || attempt === 3) throw err
+      }
     }
-    return server
   }
 
   get url (): string {
@@ -151,10 +156,13 @@ export class RedisServer {
       if (this.#process === child) this.#process = null
     })
     child.once('exit', (code, signal) => {
-      failure ??= new Error(`redis-server on port ${this.port} exited (${signal ?? `code ${code}`}) before answering PING`)
+      failure ??= new ExitedWhileStarting(`redis-server on port ${this.port} exited (${signal ?? `code ${code}`}) before answering`)
       if (this.#process === child) this.#process = null
     })
-    await waitFor(`redis-server on port ${this.port}`, async () => (await rawCommand(this.port, 'PING')).startsWith('+PONG'), START_TIMEOUT_MS, () => failure)
+    // Ready when our own process answers: a server of another test that took the port
+    // between freePort() and the bind would answer PING just as well.
+    const ours = `process_id:${child.pid}\r\n`
+    await waitFor(`redis-server on port ${this.port}`, async () => (await rawCommand(this.port, 'INFO server')).includes(ours), START_TIMEOUT_MS, () => failure)
   }
 
   /** Stop the process with a signal and wait until it has exited. */
