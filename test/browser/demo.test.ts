@@ -95,12 +95,16 @@ t.test('a login while the page-load refresh is still in flight keeps the new ses
   const refreshedOnServer = new Promise<void>(resolve => { answered = resolve })
   let release!: () => void
   const released = new Promise<void>(resolve => { release = resolve })
+  // Without `times`: a route that expires turns interception off while the page is busy.
+  let held = false
   await context.route(url => url.pathname === '/auth/refresh', async route => {
+    if (held) return await route.continue()
+    held = true
     const response = await route.fetch()
     answered()
     await released
     await route.fulfill({ response })
-  }, { times: 1 })
+  })
   await page.reload({ waitUntil: 'commit' })
   await refreshedOnServer
   await page.fill('#email', bob)

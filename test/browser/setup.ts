@@ -128,16 +128,41 @@ export class Wire {
 }
 
 /**
- * Hold the next `count` requests to `path` until all of them have been sent, then let
- * them go together. For requests that must race: however late one tab's timer fires,
- * the other tab's request cannot be answered (and start a refresh) before it is sent.
+ * Holds requests to one path on demand, so that requests that must race really do.
+ * Install it before the context sends anything, and keep it: Playwright turns request
+ * interception on and off as routes come and go, and a request sent while it does is
+ * never reported as a `request` event (a route with `times` did that to a retried
+ * request on the wire).
  */
-export async function gather (context: BrowserContext, path: string, count: number): Promise<void> {
-  const held: Route[] = []
-  await context.route(url => url.pathname === path, async route => {
-    held.push(route)
-    if (held.length === count) await Promise.all(held.map(async r => await r.continue()))
-  }, { times: count })
+export class Gate {
+  #count = 0
+  readonly #held: Route[] = []
+
+  static async install (context: BrowserContext, path: string): Promise<Gate> {
+    const gate = new Gate()
+    await context.route(url => url.pathname === path, async route => { await gate.#arrive(route) })
+    return gate
+  }
+
+  /**
+   * Hold the next `count` requests until all of them have been sent, then let them go
+   * together: however late one tab's timer fires, the other tab's request cannot be
+   * answered (and start a refresh) before it is sent.
+   */
+  holdNext (count: number): void {
+    this.#count = count
+  }
+
+  async #arrive (route: Route): Promise<void> {
+    if (this.#count === 0) {
+      await route.continue()
+      return
+    }
+    this.#held.push(route)
+    if (this.#held.length < this.#count) return
+    this.#count = 0
+    await Promise.all(this.#held.splice(0).map(async held => { await held.continue() }))
+  }
 }
 
 let users = 0

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Page } from 'playwright-core'
-import { Wire, act, doneCount, gather, newEmail, openDemo, screenshot, signIn, skipBrowser, tokenExpiry, useBrowserSuite, waitForDone } from './setup.js'
+import { Gate, Wire, act, doneCount, newEmail, openDemo, screenshot, signIn, skipBrowser, tokenExpiry, useBrowserSuite, waitForDone } from './setup.js'
 
 const suite = useBrowserSuite(t)
 
@@ -14,6 +14,7 @@ t.test('two tabs whose tokens expire together both succeed, refreshing one at a 
   const context = await suite.browser.newContext()
   t.teardown(() => context.close())
   const wire = new Wire(context)
+  const gate = await Gate.install(context, '/me')
   const first = await openDemo(context, suite.expiring.url)
   const email = newEmail()
   await signIn(first, email, true)
@@ -32,7 +33,7 @@ t.test('two tabs whose tokens expire together both succeed, refreshing one at a 
     const at = Math.max(await tokenExpiry(first), await tokenExpiry(second)) + 50
     const before = await Promise.all(tabs.map(page => doneCount(page, 'whoami')))
     // Both 401s, whatever the scheduler does: neither "who am I" is answered before both were sent.
-    await gather(context, '/me', 2)
+    gate.holdNext(2)
     wire.reset()
     await Promise.all(tabs.map(async (page, i) => {
       await page.evaluate(at => { setTimeout(() => document.getElementById('whoami')!.click(), at - Date.now()) }, at)
