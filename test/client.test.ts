@@ -430,13 +430,21 @@ t.test('listeners can unsubscribe, and a throwing listener is reported without b
   t.equal(client.accessToken, 'd.e.f')
 })
 
+/**
+ * Timers that fire only when told, on Date.now (which the test shifts). A timer is due
+ * at the time the client last read plus its delay: the client reads the clock and sets
+ * the timer in one synchronous step, so `at` is exactly the due time it computed. A
+ * second Date.now() here would add to `at` any pause of this process in between, which
+ * a busy machine makes longer than a few milliseconds.
+ */
 class FakeTimers implements ClientClock {
-  readonly pending = new Map<number, { at: number, callback: () => void }>()
+  readonly pending = new Map<number, { at: number, setAt: number, callback: () => void }>()
   #next = 0
-  now = (): number => Date.now()
+  #lastRead = Date.now()
+  now = (): number => (this.#lastRead = Date.now())
   setTimeout = (callback: () => void, ms: number): unknown => {
     const id = ++this.#next
-    this.pending.set(id, { at: this.now() + ms, callback })
+    this.pending.set(id, { at: this.#lastRead + ms, setAt: this.#lastRead, callback })
     return id
   }
 
@@ -456,7 +464,7 @@ t.test('refreshBeforeExpiry refreshes shortly before exp, at the latest halfway,
   const { client, profile } = await signedIn(t, app, { refreshBeforeExpiry: 5000, clock: timers })
   const events = recordEvents(client)
   t.equal(timers.pending.size, 1)
-  t.ok(Math.abs(timers.dueAt - ((client.expiresAt as number) - 5000)) < 5, 'due 5 s before exp')
+  t.equal(timers.dueAt, (client.expiresAt as number) - 5000, 'due 5 s before exp')
   timers.fire()
   t.equal(timers.pending.size, 1, 'fired early (a clamped long timer): rescheduled, no refresh')
   t.equal(profile.count('POST /auth/refresh'), 0)
@@ -474,8 +482,8 @@ t.test('refreshBeforeExpiry refreshes shortly before exp, at the latest halfway,
   t.equal(client.state, 'authenticated', 'a transient failure is left to the next request')
 
   const eager = await signedIn(t, app, { refreshBeforeExpiry: 10 * TTL_MS, clock: timers }, new Profile(app))
-  const due = [...timers.pending.values()].at(-1)?.at as number
-  t.ok(Math.abs(due - (Date.now() + TTL_MS / 2)) < 5, 'a lead longer than the lifetime waits half of it')
+  const { at, setAt } = [...timers.pending.values()].at(-1) as { at: number, setAt: number }
+  t.equal(at, setAt + ((eager.client.expiresAt as number) - setAt) / 2, 'a lead longer than the lifetime waits half of it')
   await eager.client.logout()
   client.close()
   t.equal(timers.pending.size, 0, 'logout and close clear the timers')

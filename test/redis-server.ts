@@ -58,15 +58,33 @@ export function rawCommand (port: number, command: string, timeoutMs = 1000): Pr
   })
 }
 
-async function waitFor (what: string, check: () => Promise<boolean>, timeoutMs = START_TIMEOUT_MS): Promise<void> {
+/**
+ * What the tests say when a Redis binary is missing, instead of an unhandled
+ * `spawn redis-server ENOENT` (whose cause, a dump of the spawn arguments, adds nothing).
+ */
+function missingCommand (command: 'redis-server' | 'redis-cli'): Error {
+  return new Error(`${command} is not on PATH: the Redis tests start private servers (apt-get install redis-server)`)
+}
+
+function isNotFound (err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | null)?.code === 'ENOENT'
+}
+
+/** Poll `check` until it answers true; stop at once when `failed` reports why it never will. */
+async function waitFor (what: string, check: () => Promise<boolean>, timeoutMs = START_TIMEOUT_MS, failed: () => Error | null = () => null): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
+    const failure = failed()
+    if (failure !== null) throw failure
     if (await check().catch(() => false)) return
     // Polling a process that is starting up; no clock to inject here.
     await new Promise(resolve => setTimeout(resolve, 50))
   }
   throw new Error(`timed out waiting for ${what}`)
 }
+
+/** A redis-server that exited before answering: most often, its port was taken meanwhile. */
+class ExitedWhileStarting extends Error {}
 
 export interface RedisServerOptions {
   /** Keep data across a stop and restart (append-only file, fsync on every write). */
@@ -87,12 +105,19 @@ export class RedisServer {
     this.#options = options
   }
 
-  /** Start a private redis-server on a free port and wait until it answers PING. */
+  /** Start a private redis-server on a free port and wait until it answers. */
   static async start (options: RedisServerOptions = {}): Promise<RedisServer> {
-    const dir = await mkdtemp(join(tmpdir(), 'rjwt-redis-'))
-    const server = new RedisServer(await freePort(), dir, options)
-    await server.restart()
-    return server
+    for (let attempt = 1; ; attempt++) {
+      const server = new RedisServer(await freePort(), await mkdtemp(join(tmpdir(), 'rjwt-redis-')), options)
+      try {
+        await server.restart()
+        return server
+      } catch (err) {
+        await server.close()
+        // Another process took the port between freePort() and the bind: try another one.
+        if (!(err instanceof ExitedWhileStarting) || attempt === 3) throw err
+      }
+    }
   }
 
   get url (): string {
@@ -123,8 +148,21 @@ export class RedisServer {
     }
     const child = spawn('redis-server', args, { stdio: 'ignore' })
     this.#process = child
-    child.once('exit', () => { if (this.#process === child) this.#process = null })
-    await waitFor(`redis-server on port ${this.port}`, async () => (await rawCommand(this.port, 'PING')).startsWith('+PONG'))
+    // A missing binary is an 'error' event (unhandled, it crashes the test process);
+    // a server that cannot start exits. Either ends the wait at once, saying why.
+    let failure: Error | null = null
+    child.once('error', err => {
+      failure = isNotFound(err) ? missingCommand('redis-server') : err
+      if (this.#process === child) this.#process = null
+    })
+    child.once('exit', (code, signal) => {
+      failure ??= new ExitedWhileStarting(`redis-server on port ${this.port} exited (${signal ?? `code ${code}`}) before answering`)
+      if (this.#process === child) this.#process = null
+    })
+    // Ready when our own process answers: a server of another test that took the port
+    // between freePort() and the bind would answer PING just as well.
+    const ours = `process_id:${child.pid}\r\n`
+    await waitFor(`redis-server on port ${this.port}`, async () => (await rawCommand(this.port, 'INFO server')).includes(ours), START_TIMEOUT_MS, () => failure)
   }
 
   /** Stop the process with a signal and wait until it has exited. */
@@ -159,7 +197,7 @@ export class RedisCluster {
       await execFileAsync('redis-cli', [
         '--cluster', 'create', ...nodes.map(n => `127.0.0.1:${n.port}`),
         '--cluster-replicas', '0', '--cluster-yes'
-      ], { timeout: 30_000 })
+      ], { timeout: 30_000 }).catch((err: unknown) => { throw isNotFound(err) ? missingCommand('redis-cli') : err })
       for (const node of nodes) {
         await waitFor(`cluster_state:ok on ${node.port}`, async () =>
           (await rawCommand(node.port, 'CLUSTER INFO')).includes('cluster_state:ok'), 30_000)

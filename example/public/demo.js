@@ -23,12 +23,30 @@ function render () {
     ? `Signed in${signedInAs === null ? '' : ` as ${signedInAs}`}`
     : 'Not signed in'
   const left = client.timeLeft()
+  document.body.dataset.token = left === null ? 'none' : left > 0 ? 'valid' : 'expired'
   if (left === null) {
     $('lifetime').textContent = 'no token'
     $('lifetime-bar').style.width = '0'
   } else {
     $('lifetime').textContent = left > 0 ? `${(left / 1000).toFixed(1)} s left` : 'expired'
     $('lifetime-bar').style.width = `${tokenLifetime > 0 ? Math.min(100, 100 * left / tokenLifetime) : 0}%`
+  }
+}
+
+// Each user action counts its completions on <body>: data-done-<action>="N" is set once
+// the action's last request has been answered and the page shows the outcome. Whoever
+// drives the page (the browser tests) reads the count, clicks, and waits for the count
+// to go up: a text such as "200" may still be on the page from an earlier action.
+const completed = new Map()
+
+async function act (action, work) {
+  try {
+    await work()
+  } finally {
+    render()
+    const count = (completed.get(action) ?? 0) + 1
+    completed.set(action, count)
+    document.body.setAttribute(`data-done-${action}`, String(count))
   }
 }
 
@@ -85,11 +103,11 @@ async function loadSessions () {
     revoke.type = 'button'
     revoke.className = 'danger revoke'
     revoke.textContent = 'Revoke'
-    revoke.addEventListener('click', () => {
-      client.revokeSession(session.id)
+    revoke.addEventListener('click', () => act('revoke', async () => {
+      await client.revokeSession(session.id)
         .then(() => log(`revoked session ${session.id.slice(0, 8)}…`), err => log(`revoke failed: ${describe(err)}`))
-        .then(() => client.state === 'authenticated' ? loadSessions() : render())
-    })
+      if (client.state === 'authenticated') await loadSessions()
+    }))
     action.append(revoke)
     row.append(device, created, used, action)
     return row
@@ -136,20 +154,26 @@ client.on('logged-out', ({ reason, code }) => {
 
 $('credentials').addEventListener('submit', event => {
   event.preventDefault()
-  signIn(false)
+  act('login', () => signIn(false))
 })
 $('register').addEventListener('click', () => {
-  if ($('credentials').reportValidity()) signIn(true)
+  if ($('credentials').reportValidity()) act('register', () => signIn(true))
 })
-$('whoami').addEventListener('click', () => { whoAmI().catch(err => show(describe(err))) })
-$('refresh').addEventListener('click', () => { client.refresh().catch(err => log(`refresh failed: ${describe(err)}`)) })
-$('logout').addEventListener('click', () => { client.logout().catch(err => log(`logout: ${describe(err)}`)) })
-$('logout-all').addEventListener('click', () => { client.logoutAll().catch(err => log(`logout everywhere: ${describe(err)}`)) })
-$('reload-sessions').addEventListener('click', () => { loadSessions() })
+$('whoami').addEventListener('click', () => act('whoami', () => whoAmI().catch(err => show(describe(err)))))
+$('refresh').addEventListener('click', () => act('refresh', () => client.refresh().catch(err => log(`refresh failed: ${describe(err)}`))))
+$('logout').addEventListener('click', () => act('logout', () => client.logout().catch(err => log(`logout: ${describe(err)}`))))
+$('logout-all').addEventListener('click', () => act('logout-all', () => client.logoutAll().catch(err => log(`logout everywhere: ${describe(err)}`))))
+$('reload-sessions').addEventListener('click', () => act('reload-sessions', loadSessions))
 
 setInterval(render, 200)
 render()
-if (await client.start()) {
-  await Promise.all([whoAmI(), loadSessions()])
+try {
+  if (await client.start()) {
+    await Promise.all([whoAmI(), loadSessions()])
+  }
+} finally {
+  // Set even when the first "who am I" failed, so that a test reports that failure
+  // instead of timing out waiting for the page.
+  render()
+  document.body.dataset.ready = 'true'
 }
-document.body.dataset.ready = 'true'

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Page } from 'playwright-core'
-import { Wire, newEmail, openDemo, screenshot, signIn, skipBrowser, tokenExpiry, useBrowserSuite } from './setup.js'
+import { Gate, Wire, act, doneCount, newEmail, openDemo, screenshot, signIn, skipBrowser, tokenExpiry, useBrowserSuite, waitForDone } from './setup.js'
 
 const suite = useBrowserSuite(t)
 
@@ -14,36 +14,39 @@ t.test('two tabs whose tokens expire together both succeed, refreshing one at a 
   const context = await suite.browser.newContext()
   t.teardown(() => context.close())
   const wire = new Wire(context)
-  const first = await openDemo(context, suite.demo.url)
+  const gate = await Gate.install(context, '/me')
+  const first = await openDemo(context, suite.expiring.url)
   const email = newEmail()
   await signIn(first, email, true)
-  const second = await openDemo(context, suite.demo.url)
-  await second.waitForSelector(`#status:has-text("Signed in as ${email}")`)
+  const second = await openDemo(context, suite.expiring.url)
+  t.equal(await second.textContent('#status'), `Signed in as ${email}`)
   // The second tab's silent refresh was broadcast: both tabs now hold one token.
   await first.waitForFunction(() => document.getElementById('log')?.textContent?.includes('(other-tab)'))
-  const tokens = await Promise.all([first, second].map(page => page.evaluate(() => (window as unknown as DemoWindow).demo.client.accessToken)))
+  const tabs = [first, second]
+  const tokens = await Promise.all(tabs.map(page => page.evaluate(() => (window as unknown as DemoWindow).demo.client.accessToken)))
   t.equal(tokens[0], tokens[1], 'the tabs share the access token')
 
   for (let round = 1; round <= 3; round++) {
-    // Both tabs click "who am I" at the same instant, just after the shared token expired
-    // (a real wait: see waitForExpiry); their 401s race for the refresh.
+    // Both tabs click "who am I" at the same instant, just after the shared token expired,
+    // so that their 401s race for the refresh. A deliberate wait on the clock (see
+    // waitForExpiry), scheduled inside each page so that neither click waits for the other.
     const at = Math.max(await tokenExpiry(first), await tokenExpiry(second)) + 50
+    const before = await Promise.all(tabs.map(page => doneCount(page, 'whoami')))
+    // Both 401s, whatever the scheduler does: neither "who am I" is answered before both were sent.
+    gate.holdNext(2)
     wire.reset()
-    await Promise.all([first, second].map(async page => {
-      await page.evaluate(async at => {
-        await new Promise(resolve => setTimeout(resolve, at - Date.now()))
-        document.getElementById('whoami')!.click()
-      }, at)
-      await page.waitForSelector('#output:has-text("200 ")')
-      await page.evaluate(() => { document.getElementById('output')!.textContent = '' })
+    await Promise.all(tabs.map(async (page, i) => {
+      await page.evaluate(at => { setTimeout(() => document.getElementById('whoami')!.click(), at - Date.now()) }, at)
+      await waitForDone(page, 'whoami', before[i] + 1)
     }))
     t.comment(`round ${round}: ${wire.requests.join(', ')}`)
+    t.same(await Promise.all(tabs.map(async page => (await page.textContent('#output'))?.slice(0, 4))), ['200 ', '200 '], 'both tabs got their answer')
     t.equal(wire.count('GET /me'), 4, 'both calls met the expired token and were retried once')
     // One refresh when the new token's broadcast reaches the waiting tab before the lock
     // does; a second, serialised one (presenting the rotated cookie) otherwise.
     const refreshes = wire.count('POST /auth/refresh')
     t.ok(refreshes >= 1 && refreshes <= 2, `one refresh, two serialised ones at worst (got ${refreshes})`)
-    t.same(wire.refreshErrors, [], 'no refresh was refused, so no REFRESH_TOKEN_REUSED')
+    t.same(await wire.refreshErrors(), [], 'no refresh was refused, so no REFRESH_TOKEN_REUSED')
   }
   t.equal(wire.maxConcurrentRefreshes, 1, 'never two refreshes in flight at once')
   t.same(await Promise.all([clientState(first), clientState(second)]), ['authenticated', 'authenticated'])
@@ -56,7 +59,7 @@ t.test('logging out in one tab logs the other out, whose next call then stays lo
   const first = await openDemo(context, suite.demo.url)
   await signIn(first, newEmail(), true)
   const second = await openDemo(context, suite.demo.url)
-  await second.waitForSelector('body[data-state="authenticated"]')
+  t.equal(await second.getAttribute('body', 'data-state'), 'authenticated')
   // A client in the second tab that does not listen to the other tabs: only its next call can tell.
   await second.evaluate(async () => {
     const { createClient } = await import('/client.js' as string) as { createClient: (options: object) => { start: () => Promise<boolean>, on: (type: string, listener: (detail: unknown) => void) => void } }
@@ -69,9 +72,10 @@ t.test('logging out in one tab logs the other out, whose next call then stays lo
   })
 
   wire.reset()
-  await first.click('#logout')
-  await first.waitForSelector('body[data-state="logged-out"]')
-  await second.waitForSelector('body[data-state="logged-out"]')
+  await act(first, 'logout')
+  t.equal(await first.getAttribute('body', 'data-state'), 'logged-out')
+  // The second tab learns it from the first one's broadcast: an event, not an answer to anything it did.
+  await second.waitForSelector('body[data-state="logged-out"]', { state: 'attached' })
   t.match(await second.textContent('#log'), 'logged out: other-tab', 'the broadcast reached the other tab')
 
   const next = await second.evaluate(async () => (await (window as unknown as DemoWindow).demo.client.fetch('/me')).status)
@@ -100,22 +104,21 @@ t.test('revoking a device from the session list logs that device out at its next
   await signIn(phonePage, email, true)
   const laptopPage = await openDemo(laptop, suite.demo.url)
   await signIn(laptopPage, email, false)
-  await laptopPage.waitForFunction(() => document.querySelectorAll('#sessions tr').length === 2)
+  t.equal(await laptopPage.locator('#sessions tr').count(), 2, 'the laptop lists both devices')
   await screenshot(laptopPage, 'demo.png')
 
   const phoneRow = laptopPage.locator('#sessions tr', { hasText: 'Pixel 9' })
-  await phoneRow.locator('button.revoke').click()
-  await laptopPage.waitForFunction(() => document.querySelectorAll('#sessions tr').length === 1)
+  await act(laptopPage, 'revoke', phoneRow.locator('button.revoke'))
+  t.equal(await laptopPage.locator('#sessions tr').count(), 1, 'the list was reloaded without the phone')
   t.match(await laptopPage.textContent('#sessions'), 'X11; Linux', 'the laptop keeps its own session')
 
   phoneWire.reset()
-  await phonePage.click('#whoami')
-  await phonePage.waitForSelector('body[data-state="logged-out"]')
+  await act(phonePage, 'whoami')
+  t.equal(await phonePage.getAttribute('body', 'data-state'), 'logged-out')
   t.match(await phonePage.textContent('#log'), 'logged out: refresh-failed (REFRESH_TOKEN_INVALID)')
   t.same(phoneWire.requests, ['GET /me', 'POST /auth/refresh'], 'revoked token, one refresh refused, no retry and no loop')
   t.equal((await phonePage.locator('#log li', { hasText: 'logged out' }).count()), 1, 'exactly one logged-out event')
 
-  await laptopPage.click('#whoami')
-  await laptopPage.waitForSelector('#output:has-text("200 ")')
-  t.pass('the laptop still works')
+  await act(laptopPage, 'whoami')
+  t.match(await laptopPage.textContent('#output'), /^200 /, 'the laptop still works')
 })
