@@ -201,6 +201,8 @@ interface ClientGlobals {
 const globals = globalThis as unknown as ClientGlobals
 
 export const DEFAULT_PREFIX = '/auth'
+/** Ended sessions a client remembers, to refuse their tokens from other tabs. */
+const MAX_ENDED_SESSIONS = 16
 export const DEFAULT_STORAGE_KEY = 'fastify-revocable-jwt'
 export const DEFAULT_REFRESH_ON: readonly string[] = Object.freeze(['TOKEN_EXPIRED', 'TOKEN_REVOKED', 'TOKEN_INVALID'])
 /** Longest delay setTimeout honours (about 24.8 days); longer ones fire at once. */
@@ -299,6 +301,8 @@ export class RevocableJwtClient {
   #inflight: Promise<string | null> | null = null
   /** Bumped by login and logout so that a refresh answered afterwards is ignored. */
   #epoch = 0
+  /** Sessions this client ended (most recent last): another tab's token of one is not adopted. */
+  #ended: string[] = []
   #timer: unknown = null
   readonly #onMessage = (event: { data: unknown }): void => { this.#receive(event.data) }
 
@@ -390,14 +394,27 @@ export class RevocableJwtClient {
    * it answers with. Rejects with a {@link RevocableJwtClientError} on an error answer.
    */
   async login (credentials: unknown, path: string = this.#loginPath): Promise<void> {
-    const response = await this.#call(this.#apiUrl(path), {
-      method: 'POST',
-      credentials: 'include',
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
-      body: JSON.stringify(credentials)
+    const url = this.#apiUrl(path)
+    const body = JSON.stringify(credentials)
+    await this.#exclusive(async () => {
+      const response = await this.#call(url, {
+        method: 'POST',
+        credentials: 'include',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body
+      })
+      if (!response.ok) throw await failure(response, 'login')
+      this.setTokens(await response.json() as TokensBody)
     })
-    if (!response.ok) throw await failure(response, 'login')
-    this.setTokens(await response.json() as TokensBody)
+  }
+
+  /**
+   * Run `run` when no refresh is on the wire, in this tab or (with the lock) any other:
+   * a refresh answered after a login would set its cookie over the new session's.
+   */
+  async #exclusive<T> (run: () => Promise<T>): Promise<T> {
+    await this.#inflight?.catch(() => null)
+    return await (this.#locks === null ? run() : this.#locks.request(this.#name, run))
   }
 
   /** Keep tokens obtained elsewhere (a custom login, `POST /auth/password`), and tell the other tabs. */
@@ -545,6 +562,7 @@ export class RevocableJwtClient {
 
   #loggedOut (reason: LogoutReason, code: string | null, broadcast: boolean, all: boolean): void {
     const sessionId = this.#sessionId
+    if (sessionId !== null) this.#ended = [...this.#ended.slice(-(MAX_ENDED_SESSIONS - 1)), sessionId]
     const was = this.#state
     this.#epoch++
     this.#token = null
@@ -561,6 +579,9 @@ export class RevocableJwtClient {
   #receive (data: unknown): void {
     if (!isRecord(data)) return
     if (data.type === 'token' && typeof data.accessToken === 'string' && data.accessToken !== this.#token) {
+      // A token of a session this tab has ended crossed the logout message: not adopted.
+      const sid = decodeClaims(data.accessToken).sid
+      if (typeof sid === 'string' && this.#ended.includes(sid)) return
       const expiresAt = typeof data.expiresAt === 'number' ? data.expiresAt : null
       if (expiresAt !== null && this.#expiresAt !== null && expiresAt < this.#expiresAt) return
       this.#adopt(data.accessToken, expiresAt, 'other-tab', false)

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { PASSWORD, Wire, act, newEmail, openDemo, screenshot, signIn, skipBrowser, waitForExpiry, useBrowserSuite } from './setup.js'
+import { PASSWORD, Wire, act, doneCount, newEmail, openDemo, screenshot, signIn, skipBrowser, waitForDone, waitForExpiry, useBrowserSuite } from './setup.js'
 
 const suite = useBrowserSuite(t)
 
@@ -109,14 +109,15 @@ t.test('a login while the page-load refresh is still in flight keeps the new ses
   await refreshedOnServer
   await page.fill('#email', bob)
   await page.fill('#password', PASSWORD)
-  await act(page, 'login')
-  t.match(await page.textContent('#output'), bob, 'signed in as Bob')
+  // Bob's login waits for the refresh on the wire: its late Set-Cookie must not land over Bob's.
+  const logins = await doneCount(page, 'login')
+  await page.click('#login')
   release()
+  await waitForDone(page, 'login', logins + 1)
+  t.match(await page.textContent('#output'), bob, 'signed in as Bob')
   await page.waitForSelector('body[data-ready="true"]', { state: 'attached' })
 
   await act(page, 'refresh')
   await act(page, 'whoami')
-  t.match(await page.textContent('#output'), bob, 'still Bob after the next refresh', {
-    todo: 'lib/client: login() does not wait for a refresh in flight, whose late Set-Cookie replaces the new session\'s cookie'
-  })
+  t.match(await page.textContent('#output'), bob, 'still Bob after the next refresh')
 })
