@@ -90,6 +90,11 @@ function sendHtml (reply: FastifyReply, status: number, html: string): FastifyRe
     .send(html)
 }
 
+/** What a CSRF token is bound to: the session, or for the login form a fixed value no session id can take. */
+function csrfUserInfo (request: FastifyRequest): string {
+  return request.auth?.sessionId ?? 'no session'
+}
+
 function normaliseEmail (email: string): string {
   return email.trim().toLowerCase()
 }
@@ -113,11 +118,11 @@ export const pages: FastifyPluginAsync<PagesOptions> = async function pages (app
     sessionPlugin: '@fastify/cookie',
     cookieKey: 'page_csrf',
     cookieOpts: { path: AREA, sameSite: 'lax', httpOnly: true, secure: refreshCookie.settings.secure },
-    getUserInfo: (request: FastifyRequest) => request.auth?.sessionId ?? '',
+    getUserInfo: csrfUserInfo,
     csrfOpts: { hmacKey: Buffer.from(hkdfSync('sha256', opts.secret, 'fastify-revocable-jwt-example', 'csrf-token', 32)) }
   })
   const csrfToken = (request: FastifyRequest, reply: FastifyReply): string | null =>
-    opts.csrfTokens ? reply.generateCsrf({ userInfo: request.auth?.sessionId ?? '' }) : null
+    opts.csrfTokens ? reply.generateCsrf({ userInfo: csrfUserInfo(request) }) : null
   const checkCsrfToken: preHandlerHookHandler[] = opts.csrfTokens ? [app.csrfProtection] : []
 
   app.get(LOGIN, async function showLogin (request, reply) {
