@@ -12,6 +12,7 @@ import revocableJwt, {
 import { DUMMY_PASSWORD_HASH, MemoryUserRegistry, hashPassword, verifyPassword, type UserRegistry } from './users.js'
 import { MemoryLoginLimiter, type LoginLimiter } from './login-limiter.js'
 import { selectStores } from './stores.js'
+import { pages } from './pages.js'
 
 const EmailTakenError = createError('EMAIL_TAKEN', 'An account with this email already exists', 409)
 const TooManyAttemptsError = createError('TOO_MANY_LOGIN_ATTEMPTS', 'Too many failed logins; try again later', 429)
@@ -42,6 +43,8 @@ export interface ExampleEnv {
   TRUST_PROXY?: string
   /** Comma list of extra origins allowed to call refresh/logout (e.g. the public https origin). */
   ALLOWED_ORIGINS?: string
+  /** `true`: the /app forms also carry a double-submit CSRF token, required on every post. */
+  CSRF_TOKENS?: string
 }
 
 export interface BuildOptions {
@@ -247,6 +250,15 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
     return { id: user.id, email: user.email }
   })
   await app.register(import('./demo.js')) // the silent-refresh demo page at / (example/demo.ts)
+  // The server-rendered area under /app (example/pages.ts): the same users, limiter and origins.
+  await app.register(pages, {
+    users,
+    limitAttempts,
+    resetAttempts: key => limiter.reset(key),
+    allowedOrigins: (env.ALLOWED_ORIGINS ?? '').split(',').map(o => o.trim()).filter(o => o !== ''),
+    csrfTokens: parseBoolean(env.CSRF_TOKENS, 'CSRF_TOKENS', false),
+    secret
+  })
 
   app.addHook('onClose', async function closeExampleStores () {
     await stores.close?.()

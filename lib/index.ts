@@ -16,6 +16,16 @@ export { type AccessTokenOptions, type AccessTokenKey, type JwksFetchOptions, DE
 export { revocableJwtResourceServer, RESOURCE_SERVER_PLUGIN_NAME, type ResourceServerOptions } from './plugins/resource-server.js'
 export { revocableJwtIssuance, ISSUANCE_PLUGIN_NAME, type IssuanceOptions } from './plugins/issuance.js'
 export { revocableJwtRefreshRoutes, REFRESH_ROUTES_PLUGIN_NAME, type RefreshRoutesOptions } from './plugins/refresh-routes.js'
+export {
+  revocableJwtCookieSession,
+  COOKIE_SESSION_PLUGIN_NAME,
+  DEFAULT_PAGE_ACCESS_COOKIE,
+  DEFAULT_PAGE_REFRESH_COOKIE,
+  type CookieSessionOptions,
+  type CookieSessionHookOptions,
+  type OnMissingSession
+} from './plugins/cookie-session.js'
+export type { PageCookieOptions } from './plugins/cookie-session-options.js'
 export { RefreshCookie, type RefreshCookieOptions } from './plugins/refresh-cookie.js'
 export type { RevocableJwtRedisOptions } from './plugins/redis-client.js'
 export { MemoryRevocationStore, MemoryRefreshTokenStore, type MemoryStoreOptions } from './stores/memory.js'
@@ -35,7 +45,7 @@ export type { AccessTokenAlgorithm, KeyMaterial, PublicJwk } from './domain/keys
 export { Revocation, type TokenVersionSource } from './domain/revocation.js'
 export { Sessions, type ClientInfo, type StartedSession, type RefreshedSession } from './domain/sessions.js'
 export { decideRotation, type RotationDecision, type RotationContext } from './domain/rotation-policy.js'
-export { TokenIssuer, type IssuedTokens, type ClaimsSource } from './domain/token-issuer.js'
+export { TokenIssuer, type IssuedTokens, type SessionTokens, type ClaimsSource } from './domain/token-issuer.js'
 export { AuthEvents, type RevocableJwtEvents, type SessionEndReason } from './domain/events.js'
 export {
   TokenMissingError,

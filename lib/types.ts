@@ -9,7 +9,8 @@ import type { AuthEvents } from './domain/events.js'
 import type { PublicJwk } from './domain/keys.js'
 import type { Revocation } from './domain/revocation.js'
 import type { Sessions } from './domain/sessions.js'
-import type { IssuedTokens, TokenIssuer } from './domain/token-issuer.js'
+import type { IssuedTokens, SessionTokens, TokenIssuer } from './domain/token-issuer.js'
+import type { CookieSessionHookOptions } from './plugins/cookie-session.js'
 import type { RefreshCookie } from './plugins/refresh-cookie.js'
 import type { RefreshTokenStore, RevocationStore, SessionRecord } from './stores/types.js'
 
@@ -103,6 +104,11 @@ export interface RevocableJwtNamespace {
   readonly refreshCookie: RefreshCookie
   /** Start a session from a login handler; the same as `reply.issueTokens(subject)`. */
   issueTokens (reply: FastifyReply, subject: TokenSubject): Promise<IssuedTokens>
+  /**
+   * Start a session and return its token pair without setting any cookie: for a
+   * transport of the app's own (`reply.issueTokens` sets the refresh routes' cookie).
+   */
+  startSession (request: FastifyRequest, subject: TokenSubject): Promise<SessionTokens>
   /** Revoke one session of the user; false (and nothing written) when the user has no such session. */
   revokeSession (userId: string, sessionId: string): Promise<boolean>
   /** Log the user out everywhere: bump the token version and delete every session. */
@@ -116,6 +122,21 @@ export interface RevocableJwtNamespace {
    * the order of the app's own calls. Returns the final version.
    */
   changeCredentials (userId: string, write: () => Promise<void>): Promise<number>
+
+  // --- the cookie transport for server-rendered pages (revocableJwtCookieSession)
+  /**
+   * Make an `onRequest` hook for page routes: reads the access token from its HttpOnly
+   * cookie and checks it as `authenticate` does; missing or expired, exchanges the
+   * refresh cookie in the request and sets both new cookies; refuses a cross-site unsafe
+   * request with `403 CROSS_SITE_REQUEST` before reading any cookie. Sets `request.auth`.
+   */
+  cookieSession (options?: CookieSessionHookOptions): AuthHook
+  /** `onRequest` hook: refuses a cross-site unsafe request (for forms that need no session, such as the login form). */
+  readonly refuseCrossSite: AuthHook
+  /** Start a session from a login form: sets the access and refresh cookies of the pages. */
+  startCookieSession (reply: FastifyReply, subject: TokenSubject): Promise<{ userId: string, sessionId: string }>
+  /** Log out: clear both cookies and, when `request.auth` holds a session, revoke it and its access token. True when a session was ended. */
+  endCookieSession (request: FastifyRequest, reply: FastifyReply): Promise<boolean>
 }
 
 declare module 'fastify' {
@@ -124,7 +145,7 @@ declare module 'fastify' {
     revocableJwt: RevocableJwtNamespace
   }
   interface FastifyRequest {
-    /** Set by `fastify.revocableJwt.authenticate`; null on requests it has not checked. */
+    /** Set by `fastify.revocableJwt.authenticate` (or a `cookieSession` hook); null on requests they have not checked. */
     auth: AuthContext | null
   }
   interface FastifyReply {

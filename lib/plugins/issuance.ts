@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import { Sessions, type ClientInfo } from '../domain/sessions.js'
-import { TokenIssuer, type ClaimsSource, type IssuedTokens } from '../domain/token-issuer.js'
+import { TokenIssuer, type ClaimsSource, type IssuedTokens, type SessionTokens } from '../domain/token-issuer.js'
 import { checkUserId } from '../domain/refresh-tokens.js'
 import {
   DEFAULT_MAX_SESSIONS,
@@ -153,13 +153,18 @@ const fastifyRevocableJwtIssuance: FastifyPluginAsync<IssuanceOptions> = async f
   })
   const tokenIssuer = new TokenIssuer({ accessTokens, sessions, revocation, claims: opts.accessTokenClaims })
 
-  async function issueTokens (reply: FastifyReply, subject: TokenSubject): Promise<IssuedTokens> {
+  /** A login's session and its token pair, with no cookie set: the transport is the caller's. */
+  async function startSession (request: FastifyRequest, subject: TokenSubject): Promise<SessionTokens> {
     if (subject === null || typeof subject !== 'object') throw new TypeError('issueTokens needs a subject { id }')
     checkUserId(subject.id, 'subject.id')
     if ('claims' in subject) throw new TypeError('issueTokens takes no claims: give the accessTokenClaims option, so that refreshed tokens carry them too')
     const version = subject.tokenVersion
     if (version !== undefined && (!Number.isSafeInteger(version) || version < 0)) throw new TypeError('subject.tokenVersion must be a non-negative integer')
-    const issued = await tokenIssuer.login(subject.id, clientInfo(reply.request), version)
+    return await tokenIssuer.login(subject.id, clientInfo(request), version)
+  }
+
+  async function issueTokens (reply: FastifyReply, subject: TokenSubject): Promise<IssuedTokens> {
+    const issued = await startSession(reply.request, subject)
     cookie.set(reply, issued.refreshToken)
     reply.header('cache-control', 'no-store')
     return issued.body
@@ -182,6 +187,7 @@ const fastifyRevocableJwtIssuance: FastifyPluginAsync<IssuanceOptions> = async f
     tokenIssuer,
     refreshCookie: cookie,
     issueTokens,
+    startSession,
     async revokeSession (userId: string, sessionId: string): Promise<boolean> {
       checkUserId(userId)
       if (typeof sessionId !== 'string' || sessionId.length === 0) throw new TypeError('sessionId must be a non-empty string')

@@ -19,10 +19,15 @@ const PROVIDERS: Record<string, string> = {
   tokenIssuer: 'revocableJwtIssuance',
   refreshCookie: 'revocableJwtIssuance',
   issueTokens: 'revocableJwtIssuance',
+  startSession: 'revocableJwtIssuance',
   revokeSession: 'revocableJwtIssuance',
   logoutAll: 'revocableJwtIssuance',
   listSessions: 'revocableJwtIssuance',
-  changeCredentials: 'revocableJwtIssuance'
+  changeCredentials: 'revocableJwtIssuance',
+  cookieSession: 'revocableJwtCookieSession',
+  refuseCrossSite: 'revocableJwtCookieSession',
+  startCookieSession: 'revocableJwtCookieSession',
+  endCookieSession: 'revocableJwtCookieSession'
 }
 
 /**

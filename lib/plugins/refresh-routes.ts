@@ -74,11 +74,16 @@ function resolveRoutesOptions (options: RefreshRoutesOptions): { logout: boolean
   for (const [name, value] of Object.entries(resolved)) {
     if (typeof value !== 'boolean') throw new TypeError(`routes.${name} must be a boolean`)
   }
-  const allowedOrigins = options.allowedOrigins ?? []
+  return { ...resolved, allowedOrigins: resolveAllowedOrigins(options.allowedOrigins) }
+}
+
+/** The `allowedOrigins` option, checked and lower-cased (as `crossSiteGuard` compares them). */
+export function resolveAllowedOrigins (value: unknown): string[] {
+  const allowedOrigins = value ?? []
   if (!Array.isArray(allowedOrigins) || !allowedOrigins.every(o => typeof o === 'string' && ORIGIN.test(o))) {
     throw new TypeError('allowedOrigins must be an array of origins like "https://app.example.com"')
   }
-  return { ...resolved, allowedOrigins: allowedOrigins.map(o => o.toLowerCase()) }
+  return allowedOrigins.map(o => o.toLowerCase())
 }
 
 /**

@@ -10,6 +10,7 @@ import revocableJwt, {
   TokenExpiredError,
   decideRotation,
   revocableJwtAuthenticate,
+  revocableJwtCookieSession,
   revocableJwtIssuance,
   revocableJwtRefreshRoutes,
   revocableJwtRevocation,
@@ -17,6 +18,7 @@ import revocableJwt, {
   type AccessTokenClaims,
   type AuthContext,
   type AuthHook,
+  type CookieSessionOptions,
   type IssuedTokens,
   type RefreshTokenStore,
   type RevocableJwtOptions,
@@ -25,6 +27,7 @@ import revocableJwt, {
   type RotationDecision,
   type RotationFacts,
   type SessionRecord,
+  type SessionTokens,
   type TokenFacts
 } from 'fastify-revocable-jwt'
 
@@ -77,7 +80,7 @@ expect(app.revocableJwt.changeCredentials('u', async () => {})).type.toBe<Promis
 expect(app.revocableJwt.listSessions('u')).type.toBe<Promise<SessionRecord[]>>()
 expect(app.revocableJwt.revocationStore).type.toBe<RevocationStore>()
 expect(app.revocableJwt.refreshTokenStore).type.toBe<RefreshTokenStore>()
-expect(app.revocableJwt.verifyAccessToken('t')).type.toBe<AccessTokenClaims>()
+expect(app.revocableJwt.verifyAccessToken('t')).type.toBe<Promise<AccessTokenClaims>>()
 expect(app.revocableJwt.accessTokens.ttlMs).type.toBe<number>()
 app.revocableJwt.events.on('refreshTokenReused', (event) => {
   expect(event.sessionId).type.toBe<string>()
@@ -96,6 +99,32 @@ app.get('/me', async (request: FastifyRequest, reply: FastifyReply) => {
   expect(reply.issueTokens({ id: 'u', claims: { role: 'admin' } })).type.toRaiseError()
   expect(reply.issueTokens({ id: 1 })).type.toRaiseError()
   expect(reply.clearRefreshCookie()).type.toBe<FastifyReply>()
+  return null
+})
+
+// The cookie transport for server-rendered pages: registered by the app, hooks from a factory
+expect(revocableJwtCookieSession).type.toBeAssignableTo<FastifyPluginAsync<CookieSessionOptions>>()
+expect(app.register(revocableJwtCookieSession, {
+  path: '/app',
+  loginPath: '/app/login',
+  allowedOrigins: ['https://app.example'],
+  accessCookie: { name: 'at', sameSite: 'strict', secure: false },
+  refreshCookie: { path: '/app', domain: 'example.com' }
+})).type.not.toRaiseError()
+expect(app.register(revocableJwtCookieSession, { accessCookie: { sameSite: 'none' } })).type.toRaiseError()
+expect(app.register(revocableJwtCookieSession, { secret: 'x'.repeat(32) })).type.toRaiseError()
+expect(app.register(revocableJwt, { secret: 'x'.repeat(32), loginPath: '/login' })).type.toRaiseError()
+expect(app.revocableJwt.cookieSession()).type.toBe<AuthHook>()
+expect(app.revocableJwt.cookieSession({ onMissing: 'redirect', loginPath: '/app/login' })).type.toBe<AuthHook>()
+expect(app.revocableJwt.cookieSession({ onMissing: 'continue' })).type.toBe<AuthHook>()
+expect(app.revocableJwt.cookieSession({ onMissing: 'login' })).type.toRaiseError()
+expect(app.revocableJwt.refuseCrossSite).type.toBe<AuthHook>()
+expect(app.get('/app/account', { onRequest: app.revocableJwt.cookieSession({ onMissing: 'error' }) }, async () => 'ok')).type.not.toRaiseError()
+app.post('/app/login', async (request: FastifyRequest, reply: FastifyReply) => {
+  expect(app.revocableJwt.startCookieSession(reply, { id: 'u', tokenVersion: 0 })).type.toBe<Promise<{ userId: string, sessionId: string }>>()
+  expect(app.revocableJwt.startCookieSession(reply, { id: 1 })).type.toRaiseError()
+  expect(app.revocableJwt.endCookieSession(request, reply)).type.toBe<Promise<boolean>>()
+  expect(app.revocableJwt.startSession(request, { id: 'u' })).type.toBe<Promise<SessionTokens>>()
   return null
 })
 
