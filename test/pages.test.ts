@@ -10,7 +10,7 @@ const PASSWORD = 'correct horse battery'
 const ACCESS = 'page_access_token'
 const REFRESH = 'page_refresh_token'
 
-interface PageCookies { [ACCESS]: string, [REFRESH]: string }
+type PageCookies = Record<string, string>
 
 let users = 0
 
