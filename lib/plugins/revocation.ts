@@ -7,7 +7,8 @@ import { DEFAULT_STORE_TIMEOUT, checkOptionNames, checkStore, durationOption, op
 import type { RevocationStore } from '../stores/types.js'
 import type { ForeignTokenClaims } from '../types.js'
 import { isProvided, provide, useNamespace } from './namespace.js'
-import { resolveRedisOptions, type RevocableJwtRedisOptions } from './redis-client.js'
+import { resolveRedisOptions } from './redis-client.js'
+import type { RevocableJwtRedisOptions } from './redis-options.js'
 import { defaultStore, manageStore } from './stores.js'
 
 export const REVOCATION_PLUGIN_NAME = 'fastify-revocable-jwt-revocation'
