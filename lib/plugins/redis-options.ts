@@ -64,4 +64,3 @@ export interface RevocableJwtRedisOptions {
    */
   nearCache?: boolean | NearCacheOptions
 }
-
