@@ -40,7 +40,7 @@ export interface IssuanceOptions {
    * `{ namespace, url, clientOptions, keyPrefix }` (needs `ioredis` and `@fastify/redis`).
    * @default undefined (memory)
    */
-  redis?: string | RevocableJwtRedisOptions
+  redis?: string | RevocableJwtRedisOptions | undefined
   /**
    * Lifetime of a refresh token; each rotation mints a child with a full lifetime (the session slides).
    * @default '7d'

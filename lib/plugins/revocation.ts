@@ -26,7 +26,7 @@ export interface RevocationStoreOptions {
    * `{ namespace, url, clientOptions, keyPrefix }` (needs `ioredis` and `@fastify/redis`).
    * @default undefined (memory)
    */
-  redis?: string | RevocableJwtRedisOptions
+  redis?: string | RevocableJwtRedisOptions | undefined
   /**
    * Give up on a store call after this long and answer `503 AUTH_STORE_UNAVAILABLE`.
    * @default '2s'
