@@ -21,7 +21,13 @@ const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'))
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
 const keep = process.env.KEEP_SCRATCH !== undefined
 
-class StepError extends Error {}
+/** A failed step: `summary` is the one line printed last, the message carries the output. */
+class StepError extends Error {
+  constructor (message, summary = message.split('\n')[0]) {
+    super(message)
+    this.summary = summary
+  }
+}
 
 /** Run a command; resolve to its output, or throw a StepError carrying the output. */
 function run (step, command, args, options = {}) {
@@ -98,6 +104,17 @@ const TSCONFIG = {
   files: ['esm.ts', 'cjs.cts']
 }
 
+// CommonJS without the `await` on register: `app.revocableJwt` does not exist yet when
+// the route is declared. It must stop the program at that line, before any request is
+// served, never boot with an unprotected route.
+const FORGOT_AWAIT = `const Fastify = require('fastify')
+const revocableJwt = require('fastify-revocable-jwt')
+const app = Fastify()
+app.register(revocableJwt, { secret: process.env.JWT_SECRET })
+app.get('/me', { onRequest: app.revocableJwt.authenticate }, async (request) => ({ id: request.auth.userId }))
+app.listen({ port: 0 }).then(() => { console.log('BOOTED'); return app.close() })
+`
+
 async function scratchApp (dir, tarball, fastifyVersion, code) {
   await mkdir(dir, { recursive: true })
   await writeFile(join(dir, 'package.json'), JSON.stringify({ name: 'scratch-app', private: true, type: 'module' }))
@@ -105,6 +122,7 @@ async function scratchApp (dir, tarball, fastifyVersion, code) {
   // An ES module: the Quick start as written (top-level await).
   await writeFile(join(dir, 'esm.ts'), `${code.imports}\n${REGISTRY}\n${code.body}\n${EXERCISE}`)
   // CommonJS: the same code inside an async function, as the README tells CommonJS users.
+  await writeFile(join(dir, 'forgot-await.cjs'), FORGOT_AWAIT)
   await writeFile(join(dir, 'cjs.cts'), `${code.imports}\n${REGISTRY}\nasync function main (): Promise<void> {\n${code.body}\n${EXERCISE}\n}\nmain().catch((err: unknown) => { console.error(err); process.exitCode = 1 })\n`)
   const where = `fastify ${fastifyVersion} (${dir})`
   await run(`npm install in the scratch app with ${where}`, 'npm', [
@@ -118,6 +136,13 @@ async function scratchApp (dir, tarball, fastifyVersion, code) {
     if (!output.includes('quick start ran')) throw new StepError(`the README's Quick start as ${kind} with ${where} printed no result:\n${output}`)
     console.log(`consumer test: fastify ${fastifyVersion}, ${kind}: type-checks and runs`)
   }
+  const forgot = await run('forgot-await.cjs', process.execPath, ['forgot-await.cjs'], { cwd: dir, env, timeoutMs: 60_000 }).then(
+    output => { throw new StepError(`CommonJS without await on register booted instead of failing at the route (fastify ${fastifyVersion}):\n${output}`) },
+    err => err.message)
+  if (forgot.includes('BOOTED') || !forgot.includes('forgot-await.cjs:5') || !forgot.includes("reading 'authenticate'")) {
+    throw new StepError(`CommonJS without await on register did not fail at the line that reads app.revocableJwt (fastify ${fastifyVersion}):\n${forgot}`)
+  }
+  console.log(`consumer test: fastify ${fastifyVersion}, CommonJS without await on register: stops at the route, as the README says`)
 }
 
 async function main () {
@@ -141,7 +166,13 @@ async function main () {
     const byVersion = (a, b) => a.split('.').map(Number).reduce((order, part, i) => order || part - Number(b.split('.')[i]), 0)
     const inRange = (Array.isArray(versions) ? versions : [versions]).filter(v => !v.includes('-')).sort(byVersion)
     const [lowest, highest] = [inRange[0], inRange.at(-1)]
-    await Promise.all([...new Set([lowest, highest])].map(version => scratchApp(join(scratch, `fastify-${version}`), tarball, version, code)))
+    // Both apps at once, sharing npm's cache; each runs to its end before the scratch
+    // directory is removed, and every failure is reported.
+    const results = await Promise.allSettled([...new Set([lowest, highest])].map(version => scratchApp(join(scratch, `fastify-${version}`), tarball, version, code)))
+    const failures = results.filter(result => result.status === 'rejected').map(result => result.reason)
+    const unexpected = failures.find(err => !(err instanceof StepError))
+    if (unexpected !== undefined) throw unexpected
+    if (failures.length > 0) throw new StepError(failures.map(err => err.message).join('\n\n'), failures.map(err => err.summary).join('\n'))
   } finally {
     if (keep) console.log(`scratch apps kept in ${scratch}`)
     else await rm(scratch, { recursive: true, force: true })
@@ -151,7 +182,9 @@ async function main () {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   main().catch(err => {
     if (!(err instanceof StepError)) throw err
-    console.error(`\npackage check FAILED: ${err.message}`)
+    console.error(`${err.message}\n`)
+    for (const line of err.summary.split('\n')) console.error(`package check FAILED: ${line}`)
+    if (!keep) console.error('(KEEP_SCRATCH=1 npm run test:package keeps the scratch apps to look into)')
     process.exitCode = 1
   })
 }
