@@ -23,7 +23,7 @@ function prose (markdown) {
 }
 
 /** GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens, repeats numbered. */
-export function anchors (markdown) {
+function anchors (markdown) {
   const seen = new Map()
   const result = new Set()
   for (const [, text] of prose(markdown).matchAll(/^#{1,6}[ \t]+(.+?)[ \t#]*$/gm)) {

@@ -47,7 +47,7 @@ function run (step, command, args, options = {}) {
 }
 
 /** The first ```ts block of the README's "## Quick start" section, split into its imports and the rest. */
-export function quickStart (readme) {
+function quickStart (readme) {
   const section = /^## Quick start\n([\s\S]*?)(?=^## )/m.exec(readme)
   if (section === null) throw new StepError('README.md has no "## Quick start" section')
   const block = /^```ts\n([\s\S]*?)^```/m.exec(section[1])
