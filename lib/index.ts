@@ -27,7 +27,7 @@ export {
 } from './plugins/cookie-session.js'
 export type { PageCookieOptions } from './plugins/cookie-session-options.js'
 export { RefreshCookie, type RefreshCookieOptions } from './plugins/refresh-cookie.js'
-export type { RevocableJwtRedisOptions } from './plugins/redis-client.js'
+export type { RevocableJwtRedisOptions, NearCacheOptions } from './plugins/redis-options.js'
 export { MemoryRevocationStore, MemoryRefreshTokenStore, type MemoryStoreOptions } from './stores/memory.js'
 export type {
   CreateSessionInput,

@@ -43,7 +43,7 @@ export interface TokenSubject {
    * leaves this session stale. Without it, the version is read at issue time.
    * @default the version read now
    */
-  tokenVersion?: number
+  tokenVersion?: number | undefined
 }
 
 /** The claims of a token the app signed itself, as the revocation checks read them. */

@@ -19,7 +19,8 @@ import type { RefreshTokenStore } from '../stores/types.js'
 import type { TokenSubject } from '../types.js'
 import { AUTHENTICATE_PLUGIN_NAME } from './authenticate.js'
 import { isProvided, provide } from './namespace.js'
-import { resolveRedisOptions, type RevocableJwtRedisOptions } from './redis-client.js'
+import { resolveRedisOptions } from './redis-client.js'
+import type { RevocableJwtRedisOptions } from './redis-options.js'
 import { RefreshCookie, checkPrefix, resolveRefreshCookieOptions, type RefreshCookieOptions } from './refresh-cookie.js'
 import { defaultStore, manageStore } from './stores.js'
 
@@ -39,7 +40,7 @@ export interface IssuanceOptions {
    * `{ namespace, url, clientOptions, keyPrefix }` (needs `ioredis` and `@fastify/redis`).
    * @default undefined (memory)
    */
-  redis?: string | RevocableJwtRedisOptions
+  redis?: string | RevocableJwtRedisOptions | undefined
   /**
    * Lifetime of a refresh token; each rotation mints a child with a full lifetime (the session slides).
    * @default '7d'

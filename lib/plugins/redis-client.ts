@@ -1,46 +1,9 @@
 import type { FastifyInstance } from 'fastify'
 import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import { DEFAULT_REDIS_KEY_PREFIX } from '../stores/redis-keys.js'
-import type { NearCacheOptions } from '../stores/redis-near-cache.js'
+import type { NearCacheOptions, RevocableJwtRedisOptions } from './redis-options.js'
 
-/**
- * Where the Redis stores get their client: the app's @fastify/redis instance when it
- * has registered one (default or `namespace`), otherwise one the plugin creates from
- * `url` and `clientOptions`, connects at boot and closes with the app. Needs the
- * optional peer dependency `ioredis`.
- */
-export interface RevocableJwtRedisOptions {
-  /**
-   * The @fastify/redis namespace whose client to reuse.
-   * @default undefined (the default instance, `fastify.redis`, when the app registered one)
-   */
-  namespace?: string
-  /**
-   * The Redis URL (`redis://`, `rediss://`) of the client the plugin creates when the app
-   * has none registered. Refused when the app has one: its client is used as it is.
-   * @default undefined
-   */
-  url?: string
-  /**
-   * ioredis options of the client the plugin creates, applied over the
-   * fail-fast defaults (`enableOfflineQueue: false`, `maxRetriesPerRequest: 1`,
-   * `commandTimeout` = `storeTimeout`, reconnection every 100 ms to 1 s).
-   * @default {}
-   */
-  clientOptions?: Record<string, unknown>
-  /**
-   * Prefix of every key the Redis stores write; no `{` or `}`.
-   * @default 'rjwt:'
-   */
-  keyPrefix?: string
-  /**
-   * Keep the answers of revocation checks in memory, invalidated by Redis when they
-   * change (server-assisted client-side caching): a protected request then costs no
-   * round trip. Standalone Redis only. See the README's "Near cache" for the guarantee.
-   * @default false
-   */
-  nearCache?: boolean | NearCacheOptions
-}
+export type { RevocableJwtRedisOptions } from './redis-options.js'
 
 export interface ResolvedRedisOptions {
   namespace: string | undefined

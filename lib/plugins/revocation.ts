@@ -7,7 +7,8 @@ import { DEFAULT_STORE_TIMEOUT, checkOptionNames, checkStore, durationOption, op
 import type { RevocationStore } from '../stores/types.js'
 import type { ForeignTokenClaims } from '../types.js'
 import { isProvided, provide, useNamespace } from './namespace.js'
-import { resolveRedisOptions, type RevocableJwtRedisOptions } from './redis-client.js'
+import { resolveRedisOptions } from './redis-client.js'
+import type { RevocableJwtRedisOptions } from './redis-options.js'
 import { defaultStore, manageStore } from './stores.js'
 
 export const REVOCATION_PLUGIN_NAME = 'fastify-revocable-jwt-revocation'
@@ -25,7 +26,7 @@ export interface RevocationStoreOptions {
    * `{ namespace, url, clientOptions, keyPrefix }` (needs `ioredis` and `@fastify/redis`).
    * @default undefined (memory)
    */
-  redis?: string | RevocableJwtRedisOptions
+  redis?: string | RevocableJwtRedisOptions | undefined
   /**
    * Give up on a store call after this long and answer `503 AUTH_STORE_UNAVAILABLE`.
    * @default '2s'

@@ -1,31 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
+import type { NearCacheOptions } from '../plugins/redis-options.js'
 import type { RevocationState, RevocationStore } from './types.js'
 import { DEFAULT_REDIS_KEY_PREFIX, userKeyBase } from './redis-keys.js'
 import { RedisRevocationStore } from './redis-revocation.js'
 
-/** Options of the near cache. */
-export interface NearCacheOptions {
-  /**
-   * Keys (revoked-token, revoked-session and version keys) kept in memory at most;
-   * the oldest go first.
-   * @default 100000
-   */
-  maxEntries?: number
-  /**
-   * How often, in ms, the instance proves that invalidations reach it: it writes a key
-   * of its own and waits for Redis's invalidation of it.
-   * @default 250
-   */
-  heartbeatInterval?: number
-  /**
-   * How long, in ms, that proof may take. Later, the cache is emptied and every check
-   * goes to Redis until a proof arrives in time again. A silent failure of the
-   * invalidation link is therefore noticed within `heartbeatInterval + maxLag`.
-   * @default 250
-   */
-  maxLag?: number
-}
+export type { NearCacheOptions } from '../plugins/redis-options.js'
 
 export interface NearCachedRedisOptions extends NearCacheOptions {
   /** The app's ioredis client (a standalone `Redis`: a Cluster has no single invalidation link). The store writes with it and reads through a duplicate. */
