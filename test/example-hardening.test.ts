@@ -129,3 +129,38 @@ t.test('per-client and overall request limits on register and login, before any 
   t.equal((await app.inject({ method: 'POST', url: '/auth/register', payload: { email: 'c@example.com', password: 'other password' }, remoteAddress: '10.0.0.5' })).statusCode, 429)
   t.equal(await users.findByEmail('c@example.com'), null, 'a refused register created nothing')
 })
+
+t.test('a login that checked the old password while it changed does not outlive the change', async (t) => {
+  // The login reads the user (the old hash) and is held there until the change is done.
+  let held: () => void = () => {}
+  let resume: () => void = () => {}
+  const reached = new Promise<void>(resolve => { held = resolve })
+  const release = new Promise<void>(resolve => { resume = resolve })
+  const users = new MemoryUserRegistry()
+  const findById = users.findById.bind(users)
+  let hold = false
+  users.findById = async (id: string) => {
+    const user = await findById(id)
+    if (hold) {
+      hold = false
+      held()
+      await release
+    }
+    return user
+  }
+  const app = await build({ users })
+  t.teardown(() => app.close())
+  const session = await registerAndLogin(app, 'old password')
+
+  hold = true
+  const racing = app.inject({ method: 'POST', url: '/auth/login', payload: { email: session.email, password: 'old password' } })
+  await reached
+  const change = await app.inject({ method: 'POST', url: '/auth/password', headers: bearer(session.accessToken), payload: { currentPassword: 'old password', newPassword: 'new password' } })
+  t.equal(change.statusCode, 200)
+  resume()
+  const raced = await racing
+  t.equal(raced.statusCode, 200, 'the old password was right when it was checked')
+  t.equal((await app.inject({ url: '/me', headers: bearer(raced.json().accessToken) })).json().code, 'TOKEN_REVOKED', 'its access token is refused')
+  t.equal((await app.inject({ method: 'POST', url: '/auth/refresh', cookies: { refresh_token: refreshCookie(raced) as string } })).json().code, 'REFRESH_TOKEN_INVALID', 'and its refresh token')
+  t.equal((await app.inject({ url: '/me', headers: bearer(change.json().accessToken) })).statusCode, 200, 'the tokens the change returned work')
+})
