@@ -337,7 +337,10 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
   // The server-rendered area under /app (example/pages.ts): the same users, limiter and origins.
   await app.register(pages, {
     users,
-    login: (reply, email, password) => checkPassword(reply, 'login', email, () => verifyLogin(email, password)),
+    login: async (reply, email, password) => {
+      await limitCredentialRequests(reply.request, reply)
+      return await checkPassword(reply, 'login', email, () => verifyLogin(email, password))
+    },
     allowedOrigins: (env.ALLOWED_ORIGINS ?? '').split(',').map(o => o.trim()).filter(o => o !== ''),
     csrfTokens: parseBoolean(env.CSRF_TOKENS, 'CSRF_TOKENS', false),
     secret

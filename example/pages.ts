@@ -8,8 +8,9 @@ import type { User, UserRegistry } from './users.js'
 export interface PagesOptions {
   users: UserRegistry
   /**
-   * Check an email and password within the login limits, as `POST /auth/login` does:
-   * the user and the token version read before the password; throws 401 or 429.
+   * Check an email and password within the request and login limits, as
+   * `POST /auth/login` does: the user and the token version read before the password;
+   * throws 401 or 429.
    */
   login: (reply: FastifyReply, email: string, password: string) => Promise<{ user: User, tokenVersion: number }>
   /** Origins besides the service's own that may post the forms. */
@@ -146,8 +147,11 @@ export const pages: FastifyPluginAsync<PagesOptions> = async function pages (app
     try {
       verified = await opts.login(reply, email, request.body.password)
     } catch (err) {
-      const statusCode = (err as { statusCode?: number }).statusCode
-      if (statusCode === 429) return sendHtml(reply, 429, loginPage(csrfToken(request, reply), 'Too many failed sign-ins; try again later.', email))
+      const { statusCode, code } = err as { statusCode?: number, code?: string }
+      if (statusCode === 429) {
+        const message = code === 'TOO_MANY_REQUESTS' ? 'Too many sign-in requests; try again later.' : 'Too many failed sign-ins; try again later.'
+        return sendHtml(reply, 429, loginPage(csrfToken(request, reply), message, email))
+      }
       if (statusCode === 401) return sendHtml(reply, 401, loginPage(csrfToken(request, reply), 'Invalid email or password.', email))
       throw err
     }

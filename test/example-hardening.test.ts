@@ -164,3 +164,17 @@ t.test('a login that checked the old password while it changed does not outlive 
   t.equal((await app.inject({ method: 'POST', url: '/auth/refresh', cookies: { refresh_token: refreshCookie(raced) as string } })).json().code, 'REFRESH_TOKEN_INVALID', 'and its refresh token')
   t.equal((await app.inject({ url: '/me', headers: bearer(change.json().accessToken) })).statusCode, 200, 'the tokens the change returned work')
 })
+
+t.test('the /app login form shares the request limits with the JSON routes', async (t) => {
+  const app = await build({ credentialRateLimits: { perClient: 2, overall: 100 } })
+  t.teardown(() => app.close())
+  const FORM = { 'content-type': 'application/x-www-form-urlencoded' }
+  const form = (password: string) => `email=nobody%40example.com&password=${password}`
+  t.equal((await app.inject({ method: 'POST', url: '/app/login', headers: FORM, payload: form('a'), remoteAddress: '10.6.0.1' })).statusCode, 401)
+  t.equal((await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'nobody@example.com', password: 'b' }, remoteAddress: '10.6.0.1' })).statusCode, 401)
+  const limited = await app.inject({ method: 'POST', url: '/app/login', headers: FORM, payload: form('c'), remoteAddress: '10.6.0.1' })
+  t.equal(limited.statusCode, 429)
+  t.match(limited.body, 'Too many sign-in requests')
+  t.ok(Number(limited.headers['retry-after']) >= 1, 'retry-after')
+  t.equal((await app.inject({ method: 'POST', url: '/app/login', headers: FORM, payload: form('d'), remoteAddress: '10.6.0.2' })).statusCode, 401, 'another client may')
+})
