@@ -2,7 +2,7 @@ import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto'
 import { isIP } from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import createError from '@fastify/error'
-import rateLimit from '@fastify/rate-limit'
+import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { Redis } from 'ioredis'
 import revocableJwt, {
   AuthStoreUnavailableError,
@@ -186,6 +186,11 @@ function signingKeys (env: ExampleEnv, secret: string, warn: (message: string) =
   }
 }
 
+/** The client a limit counts: its address, or its /64 for IPv6 (one subscriber holds a whole /64). */
+function clientOf (request: FastifyRequest): string {
+  return normalizeIP(request.ip, 64)
+}
+
 function normaliseEmail (email: string): string {
   return email.trim().toLowerCase()
 }
@@ -241,7 +246,7 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
    */
   async function checkPassword<T> (reply: FastifyReply, scope: string, account: string, check: () => Promise<T | null>): Promise<T> {
     let found: T | null = null
-    const result: AttemptOutcome = await throttle.attempt(scope, account, reply.request.ip, async () => {
+    const result: AttemptOutcome = await throttle.attempt(scope, account, clientOf(reply.request), async () => {
       found = await check()
       return found !== null
     })
@@ -259,7 +264,7 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
   const rates = options.credentialRateLimits ?? DEFAULT_CREDENTIAL_RATE_LIMITS
   const redis = (app as FastifyInstance & { redis?: Redis }).redis
   await app.register(rateLimit, { global: false, timeWindow: 60_000, ...(redis !== undefined && { redis, nameSpace: 'example:rate:' }) })
-  const perClient = app.createRateLimit({ max: rates.perClient, keyGenerator: request => `client|${request.ip}` })
+  const perClient = app.createRateLimit({ max: rates.perClient, keyGenerator: request => `client|${clientOf(request)}` })
   const overall = app.createRateLimit({ max: rates.overall, keyGenerator: () => 'all' })
   async function limitCredentialRequests (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     for (const check of [perClient, overall]) {

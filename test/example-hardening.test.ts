@@ -62,6 +62,11 @@ t.test('behind a trusted proxy, a forged X-Forwarded-For does not reset the logi
     codes.push(res.statusCode)
   }
   t.same(codes, [401, 401, 401, 401, 401, 429, 429, 429])
+  const v6 = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'xff@example.com', password: 'wrong' }, remoteAddress: '192.168.0.2', headers: { 'x-forwarded-for': '2001:db8:1:2::1' } })
+  t.equal(v6.statusCode, 401)
+  for (let i = 2; i < 6; i++) await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'xff@example.com', password: 'wrong' }, remoteAddress: '192.168.0.2', headers: { 'x-forwarded-for': `2001:db8:1:2::${i}` } })
+  const sameSubnet = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'xff@example.com', password: 'wrong' }, remoteAddress: '192.168.0.2', headers: { 'x-forwarded-for': '2001:db8:1:2:ffff::9' } })
+  t.equal(sameSubnet.statusCode, 429, 'an IPv6 client is its /64: rotating addresses within it gains nothing')
   const otherClient = await app.inject({ method: 'POST', url: '/auth/login', payload: { email: 'xff@example.com', password: PASSWORD }, remoteAddress: '192.168.0.2', headers: { 'x-forwarded-for': '198.51.100.8' } })
   t.equal(otherClient.statusCode, 200, 'the client is the address the proxy appended, not the proxy: another client is not locked out')
 })
