@@ -32,12 +32,12 @@ export const KNOWN_CLIENT_MS = 30 * 86_400_000
 
 /** Requests to the password-checking routes (register, login), whatever their outcome. */
 export interface CredentialRateLimits {
-  /** Per client address in one minute. @default 30 */
+  /** Per client address in one minute. @default 60 */
   perClient: number
   /** From all clients together in one minute: what the host's CPU can hash. @default 600 */
   overall: number
 }
-export const DEFAULT_CREDENTIAL_RATE_LIMITS: CredentialRateLimits = { perClient: 30, overall: 600 }
+export const DEFAULT_CREDENTIAL_RATE_LIMITS: CredentialRateLimits = { perClient: 60, overall: 600 }
 
 export interface ExampleEnv {
   PORT?: string
