@@ -1,7 +1,11 @@
 import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto'
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify'
+import { isIP } from 'node:net'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import createError from '@fastify/error'
+import rateLimit, { normalizeIP } from '@fastify/rate-limit'
+import type { Redis } from 'ioredis'
 import revocableJwt, {
+  AuthStoreUnavailableError,
   InvalidCredentialsError,
   TokenRevokedError,
   parseDuration,
@@ -9,17 +13,31 @@ import revocableJwt, {
   type RefreshTokenStore,
   type RevocationStore
 } from '../lib/index.js'
-import { DUMMY_PASSWORD_HASH, MemoryUserRegistry, hashPassword, verifyPassword, type UserRegistry } from './users.js'
-import { MemoryLoginLimiter, type LoginLimiter } from './login-limiter.js'
+import { DUMMY_PASSWORD_HASH, MemoryUserRegistry, hashPassword, verifyPassword, type User, type UserRegistry } from './users.js'
+import { LoginThrottle, MemoryLoginLimiter, type AttemptOutcome, type LoginLimiter } from './login-limiter.js'
 import { selectStores } from './stores.js'
 import { pages } from './pages.js'
 
 const EmailTakenError = createError('EMAIL_TAKEN', 'An account with this email already exists', 409)
 const TooManyAttemptsError = createError('TOO_MANY_LOGIN_ATTEMPTS', 'Too many failed logins; try again later', 429)
+const TooManyRequestsError = createError('TOO_MANY_REQUESTS', 'Too many requests; try again later', 429)
 
 /** Failed logins allowed per email and client IP in one window. */
 export const LOGIN_MAX_FAILURES = 5
+/** Failed logins allowed per email in one window, from clients that have not signed in to it before. */
+export const LOGIN_MAX_ACCOUNT_FAILURES = 20
 export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000
+/** A client that signed in to an account is exempt from that account's account-wide limit this long. */
+export const KNOWN_CLIENT_MS = 30 * 86_400_000
+
+/** Requests to the password-checking routes (register, login), whatever their outcome. */
+export interface CredentialRateLimits {
+  /** Per client address in one minute: far above what a person or a test suite sends, far below a flood. @default 300 */
+  perClient: number
+  /** From all clients together in one minute: about half of what two cores hash with the example's scrypt (40–60 ms each). @default 1800 */
+  overall: number
+}
+export const DEFAULT_CREDENTIAL_RATE_LIMITS: CredentialRateLimits = { perClient: 300, overall: 1800 }
 
 export interface ExampleEnv {
   PORT?: string
@@ -59,6 +77,8 @@ export interface BuildOptions {
   refreshTokenStore?: RefreshTokenStore
   users?: UserRegistry
   loginLimiter?: LoginLimiter
+  /** Limits of the register and login routes (tests lower them). */
+  credentialRateLimits?: CredentialRateLimits
 }
 
 const credentialsSchema = {
@@ -96,12 +116,39 @@ function parseBoolean (value: string | undefined, name: string, fallback: boolea
   throw new TypeError(`${name} must be true or false, got ${JSON.stringify(value)}`)
 }
 
-function parseTrustProxy (value: string | undefined): boolean | number | string {
-  if (value === undefined || value === '') return false
-  if (/^(true|yes)$/i.test(value)) return true
-  if (/^(false|no)$/i.test(value)) return false
+const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal']
+
+/**
+ * TRUST_PROXY: which proxies' `X-Forwarded-*` headers to believe. A hop count (the
+ * number of proxies in front of the service: the client is the address that many
+ * entries from the right) or a comma list of the proxies' addresses or CIDR ranges.
+ * `true` is refused: it would make the client the left-most `X-Forwarded-For` entry,
+ * which the client itself writes, and so any per-client limit resettable by a header.
+ */
+export function parseTrustProxy (value: string | undefined): false | number | string[] {
+  if (value === undefined || value === '' || /^(false|no|0)$/i.test(value)) return false
+  if (/^(true|yes)$/i.test(value)) {
+    throw new TypeError('TRUST_PROXY=true would trust every X-Forwarded-For entry, and clients write the left-most ones: give the number of proxies in front of the service (1 for one reverse proxy) or their addresses')
+  }
   if (/^\d+$/.test(value)) return Number(value)
-  return value // a comma list of proxy addresses or CIDR ranges
+  const entries = value.split(',').map(entry => entry.trim())
+  for (const entry of entries) {
+    const [address, bits, extra] = entry.split('/')
+    const validBits = bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (isIP(address) === 4 ? 32 : 128))
+    if (!(PROXY_RANGE_NAMES.includes(entry) || (isIP(address) !== 0 && validBits && extra === undefined))) {
+      throw new TypeError(`TRUST_PROXY must be a hop count or a comma list of proxy addresses or CIDR ranges, got ${JSON.stringify(entry)}`)
+    }
+  }
+  return entries
+}
+
+/**
+ * Fastify's `trustProxy` for a parsed TRUST_PROXY. A hop count becomes a function
+ * trusting that many hops from the socket: given as a number, this Fastify trusts no
+ * hop at all, and every client would share the proxy's address (and its limits).
+ */
+function trustProxyOption (trust: false | number | string[]): boolean | string[] | ((address: string, hop: number) => boolean) {
+  return typeof trust === 'number' ? (_address, hop) => hop < trust : trust
 }
 
 const ALGORITHMS = ['HS256', 'EdDSA', 'ES256', 'RS256'] as const
@@ -139,6 +186,11 @@ function signingKeys (env: ExampleEnv, secret: string, warn: (message: string) =
   }
 }
 
+/** The client a limit counts: its address, or its /64 for IPv6 (one subscriber holds a whole /64). */
+function clientOf (request: FastifyRequest): string {
+  return normalizeIP(request.ip, 64)
+}
+
 function normaliseEmail (email: string): string {
   return email.trim().toLowerCase()
 }
@@ -148,11 +200,11 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
   const env = options.env ?? (process.env as ExampleEnv)
   const app = Fastify({
     logger: options.logger ?? false,
-    // A hop count is accepted by Fastify at run time though its types omit numbers.
-    trustProxy: parseTrustProxy(env.TRUST_PROXY) as boolean,
+    trustProxy: trustProxyOption(parseTrustProxy(env.TRUST_PROXY)),
     bodyLimit: BODY_LIMIT,
-    // Refuse unknown body fields instead of silently dropping them.
-    ajv: { customOptions: { removeAdditional: false } }
+    // Strict bodies: refuse unknown fields instead of dropping them, and a value of the
+    // wrong type instead of coercing it (Fastify's default turns ["a@b.c"] into "a@b.c").
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } }
   })
   const now = options.now ?? Date.now
 
@@ -170,7 +222,8 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
 
   const stores = await selectStores(app, env)
   const users = options.users ?? stores.users ?? new MemoryUserRegistry()
-  const limiter = options.loginLimiter ?? stores.loginLimiter ?? new MemoryLoginLimiter(LOGIN_MAX_FAILURES, LOGIN_FAILURE_WINDOW_MS, now)
+  const limiter = options.loginLimiter ?? stores.loginLimiter ?? new MemoryLoginLimiter(LOGIN_FAILURE_WINDOW_MS, now)
+  const throttle = new LoginThrottle(limiter, { perClient: LOGIN_MAX_FAILURES, perAccount: LOGIN_MAX_ACCOUNT_FAILURES, knownClientMs: KNOWN_CLIENT_MS })
 
   await app.register(revocableJwt, {
     ...keyOptions,
@@ -187,16 +240,49 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
     refreshTokenStore: options.refreshTokenStore ?? stores.refreshTokenStore
   })
 
-  /** Count a password attempt; past the limit, answer 429 without checking the password. */
-  async function limitAttempts (reply: FastifyReply, key: string): Promise<void> {
-    const { count, retryAfterMs } = await limiter.hit(key)
-    if (count > LOGIN_MAX_FAILURES) {
-      reply.header('retry-after', Math.max(1, Math.ceil(retryAfterMs / 1000)))
+  /**
+   * A password check within the login limits (example/login-limiter.ts): 429 past
+   * them, without checking; 401 for a wrong password. Successes never count.
+   */
+  async function checkPassword<T> (reply: FastifyReply, scope: string, account: string, check: () => Promise<T | null>): Promise<T> {
+    let found: T | null = null
+    const result: AttemptOutcome = await throttle.attempt(scope, account, clientOf(reply.request), async () => {
+      found = await check()
+      return found !== null
+    })
+    if (result.outcome === 'limited') {
+      reply.header('retry-after', Math.max(1, Math.ceil(result.retryAfterMs / 1000)))
       throw new TooManyAttemptsError()
+    }
+    if (result.outcome === 'invalid') throw new InvalidCredentialsError()
+    return found as T
+  }
+
+  // Every register and login request costs a scrypt: a budget per client address and
+  // one for all clients together bound what a flood (or a spray of one password over
+  // many accounts) can make the host hash. Counted in Redis with REDIS_URL.
+  const rates = options.credentialRateLimits ?? DEFAULT_CREDENTIAL_RATE_LIMITS
+  const redis = (app as FastifyInstance & { redis?: Redis }).redis
+  await app.register(rateLimit, { global: false, timeWindow: 60_000, ...(redis !== undefined && { redis, nameSpace: 'example:rate:' }) })
+  const perClient = app.createRateLimit({ max: rates.perClient, keyGenerator: request => `client|${clientOf(request)}` })
+  const overall = app.createRateLimit({ max: rates.overall, keyGenerator: () => 'all' })
+  async function limitCredentialRequests (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    for (const check of [perClient, overall]) {
+      let limit
+      try {
+        limit = await check(request)
+      } catch (err) {
+        throw new AuthStoreUnavailableError({ cause: err })
+      }
+      if (!limit.isAllowed && limit.isExceeded) {
+        reply.header('retry-after', Math.max(1, limit.ttlInSeconds))
+        throw new TooManyRequestsError()
+      }
     }
   }
 
   app.post<{ Body: { email: string, password: string } }>('/auth/register', {
+    onRequest: limitCredentialRequests,
     schema: { body: registerSchema }
   }, async function register (request, reply) {
     const email = normaliseEmail(request.body.email)
@@ -206,20 +292,25 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
     return { id: user.id, email: user.email }
   })
 
-  app.post<{ Body: { email: string, password: string } }>('/auth/login', {
-    schema: { body: credentialsSchema }
-  }, async function login (request, reply) {
-    const email = normaliseEmail(request.body.email)
-    // Keyed on account and client, so one client's failures lock out no one else.
-    await limitAttempts(reply, `login|${email}|${request.ip}`)
-    // The token version is read before the password hash: a password change that lands
-    // in between then leaves this session stale (see changeCredentials below).
+  /**
+   * The user whose password this is, and the token version read **before** the
+   * password hash: a password change that lands in between leaves the session stale
+   * (see changeCredentials below). Null for a wrong password or an unknown email.
+   */
+  async function verifyLogin (email: string, password: string): Promise<{ user: User, tokenVersion: number } | null> {
     const known = await users.findByEmail(email)
     const tokenVersion = known === null ? undefined : await app.revocableJwt.getTokenVersion(known.id)
     const user = known === null ? null : await users.findById(known.id)
-    const valid = await verifyPassword(request.body.password, user?.passwordHash ?? DUMMY_PASSWORD_HASH)
-    if (user === null || !valid) throw new InvalidCredentialsError()
-    await limiter.reset(`login|${email}|${request.ip}`)
+    const valid = await verifyPassword(password, user?.passwordHash ?? DUMMY_PASSWORD_HASH)
+    return user === null || !valid ? null : { user, tokenVersion: tokenVersion as number }
+  }
+
+  app.post<{ Body: { email: string, password: string } }>('/auth/login', {
+    onRequest: limitCredentialRequests,
+    schema: { body: credentialsSchema }
+  }, async function login (request, reply) {
+    const email = normaliseEmail(request.body.email)
+    const { user, tokenVersion } = await checkPassword(reply, 'login', email, () => verifyLogin(email, request.body.password))
     reply.header('cache-control', 'no-store')
     return reply.issueTokens({ id: user.id, tokenVersion })
   })
@@ -230,12 +321,10 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
   }, async function changePassword (request, reply) {
     const auth = request.auth as NonNullable<typeof request.auth>
     // A stolen access token must not become unlimited guesses at the current password.
-    await limitAttempts(reply, `password|${auth.userId}|${request.ip}`)
-    const user = await users.findById(auth.userId)
-    if (user === null || !await verifyPassword(request.body.currentPassword, user.passwordHash)) {
-      throw new InvalidCredentialsError()
-    }
-    await limiter.reset(`password|${auth.userId}|${request.ip}`)
+    const user = await checkPassword(reply, 'password', auth.userId, async () => {
+      const found = await users.findById(auth.userId)
+      return found !== null && await verifyPassword(request.body.currentPassword, found.passwordHash) ? found : null
+    })
     const passwordHash = await hashPassword(request.body.newPassword)
     // Ends every session, stores the hash, and bumps the version again: no login that
     // checked the old password can keep a session, whatever the timing.
@@ -253,8 +342,10 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
   // The server-rendered area under /app (example/pages.ts): the same users, limiter and origins.
   await app.register(pages, {
     users,
-    limitAttempts,
-    resetAttempts: key => limiter.reset(key),
+    login: async (reply, email, password) => {
+      await limitCredentialRequests(reply.request, reply)
+      return await checkPassword(reply, 'login', email, () => verifyLogin(email, password))
+    },
     allowedOrigins: (env.ALLOWED_ORIGINS ?? '').split(',').map(o => o.trim()).filter(o => o !== ''),
     csrfTokens: parseBoolean(env.CSRF_TOKENS, 'CSRF_TOKENS', false),
     secret

@@ -3,14 +3,16 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest, preHandlerHookHa
 import formbody from '@fastify/formbody'
 import csrfProtection from '@fastify/csrf-protection'
 import { revocableJwtCookieSession } from '../lib/index.js'
-import { DUMMY_PASSWORD_HASH, verifyPassword, type UserRegistry } from './users.js'
+import type { User, UserRegistry } from './users.js'
 
 export interface PagesOptions {
   users: UserRegistry
-  /** Count a password attempt under `key`; throws (429) past the limit. The same limiter as `POST /auth/login`. */
-  limitAttempts: (reply: FastifyReply, key: string) => Promise<void>
-  /** Forget the attempts of `key` after a successful login. */
-  resetAttempts: (key: string) => Promise<void>
+  /**
+   * Check an email and password within the request and login limits, as
+   * `POST /auth/login` does: the user and the token version read before the password;
+   * throws 401 or 429.
+   */
+  login: (reply: FastifyReply, email: string, password: string) => Promise<{ user: User, tokenVersion: number }>
   /** Origins besides the service's own that may post the forms. */
   allowedOrigins: string[]
   /** Require a double-submit CSRF token (bound to the session) on every form post. */
@@ -105,7 +107,7 @@ function normaliseEmail (email: string): string {
  * JavaScript at all. Register it after the package.
  */
 export const pages: FastifyPluginAsync<PagesOptions> = async function pages (app, opts) {
-  const { users, limitAttempts, resetAttempts } = opts
+  const { users } = opts
   await app.register(revocableJwtCookieSession, { path: AREA, loginPath: LOGIN, allowedOrigins: opts.allowedOrigins })
   // HTML forms post application/x-www-form-urlencoded; only this area parses it.
   await app.register(formbody, { bodyLimit: 4096 })
@@ -139,23 +141,21 @@ export const pages: FastifyPluginAsync<PagesOptions> = async function pages (app
       return sendHtml(reply, 400, loginPage(csrfToken(request, reply), 'Enter your email and password.'))
     }
     const email = normaliseEmail(request.body.email)
-    // The same limiter, keys and order as POST /auth/login (app.ts): failures through
+    // The same check, limits and order as POST /auth/login (app.ts): failures through
     // either form count together, and the version is read before the password hash.
-    const key = `login|${email}|${request.ip}`
+    let verified: { user: User, tokenVersion: number }
     try {
-      await limitAttempts(reply, key)
+      verified = await opts.login(reply, email, request.body.password)
     } catch (err) {
-      if ((err as { statusCode?: number }).statusCode !== 429) throw err
-      return sendHtml(reply, 429, loginPage(csrfToken(request, reply), 'Too many failed sign-ins; try again later.', email))
+      const { statusCode, code } = err as { statusCode?: number, code?: string }
+      if (statusCode === 429) {
+        const message = code === 'TOO_MANY_REQUESTS' ? 'Too many sign-in requests; try again later.' : 'Too many failed sign-ins; try again later.'
+        return sendHtml(reply, 429, loginPage(csrfToken(request, reply), message, email))
+      }
+      if (statusCode === 401) return sendHtml(reply, 401, loginPage(csrfToken(request, reply), 'Invalid email or password.', email))
+      throw err
     }
-    const known = await users.findByEmail(email)
-    const tokenVersion = known === null ? undefined : await app.revocableJwt.getTokenVersion(known.id)
-    const user = known === null ? null : await users.findById(known.id)
-    const valid = await verifyPassword(request.body.password, user?.passwordHash ?? DUMMY_PASSWORD_HASH)
-    if (user === null || !valid) {
-      return sendHtml(reply, 401, loginPage(csrfToken(request, reply), 'Invalid email or password.', email))
-    }
-    await resetAttempts(key)
+    const { user, tokenVersion } = verified
     await startCookieSession(reply, { id: user.id, tokenVersion })
     return reply.redirect(ACCOUNT, 303)
   })

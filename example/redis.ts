@@ -7,7 +7,7 @@ import { NearCachedRevocationStore, RedisRefreshTokenStore, RedisRevocationStore
 import type { SelectedStores } from './stores.js'
 import type { User, UserRegistry } from './users.js'
 import type { LoginLimiter } from './login-limiter.js'
-import { LOGIN_FAILURE_WINDOW_MS, LOGIN_MAX_FAILURES } from './app.js'
+import { LOGIN_FAILURE_WINDOW_MS } from './app.js'
 
 /** How long one Redis command of the example may take before the request is refused. */
 const COMMAND_TIMEOUT_MS = 2000
@@ -61,30 +61,54 @@ export class RedisUserRegistry implements UserRegistry {
   }
 }
 
+/** KEYS: the counter. ARGV: max, window ms. Returns { 1 if taken else 0, ms left of the window }. */
+const TAKE_SCRIPT = `
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count >= tonumber(ARGV[1]) then return { 0, redis.call('PTTL', KEYS[1]) } end
+if redis.call('INCR', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return { 1, redis.call('PTTL', KEYS[1]) }
+`
+/** KEYS: the counter. Decrements it when above zero, keeping its TTL. */
+const GIVE_BACK_SCRIPT = `
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
+return 0
+`
+
+interface LimiterCommands {
+  exampleLoginTake: (key: string, max: number, windowMs: number) => Promise<[number, number]>
+  exampleLoginGiveBack: (key: string) => Promise<number>
+}
+
 /**
- * Failed logins in Redis, a fixed window per key: the first failure creates the
- * counter with the window as its TTL (`SET NX PX`), each failure `INCR`s it, in one
- * MULTI so that a counter never lives without its TTL.
+ * Password attempts in Redis, a fixed window per key: one script checks the count and
+ * takes an attempt (starting the window with its TTL), so that instances share the
+ * limit and a counter never lives without its TTL.
  */
 export class RedisLoginLimiter implements LoginLimiter {
-  constructor (readonly client: Redis, readonly max: number, readonly windowMs: number, readonly prefix = 'example:login:') {}
+  readonly #commands: LimiterCommands
+  constructor (readonly client: Redis, readonly windowMs: number, readonly prefix = 'example:login:') {
+    client.defineCommand('exampleLoginTake', { numberOfKeys: 1, lua: TAKE_SCRIPT })
+    client.defineCommand('exampleLoginGiveBack', { numberOfKeys: 1, lua: GIVE_BACK_SCRIPT })
+    this.#commands = client as unknown as LimiterCommands
+  }
 
-  hit (key: string): Promise<{ count: number, retryAfterMs: number }> {
+  take (key: string, max: number): Promise<{ taken: boolean, retryAfterMs: number }> {
     return unavailableOnError(async () => {
-      // One transaction: start the window if there is none, count, and read what is left of it.
-      const results = await this.client.multi()
-        .set(this.prefix + key, 0, 'PX', this.windowMs, 'NX')
-        .incr(this.prefix + key)
-        .pttl(this.prefix + key)
-        .exec()
-      const count = Number(results?.[1]?.[1])
-      const pttl = Number(results?.[2]?.[1])
-      return { count, retryAfterMs: pttl > 0 ? pttl : this.windowMs }
+      const [taken, pttl] = await this.#commands.exampleLoginTake(this.prefix + key, max, this.windowMs)
+      return { taken: taken === 1, retryAfterMs: pttl > 0 ? pttl : this.windowMs }
     })
   }
 
-  reset (key: string): Promise<void> {
-    return unavailableOnError(async () => { await this.client.del(this.prefix + key) })
+  giveBack (key: string): Promise<void> {
+    return unavailableOnError(async () => { await this.#commands.exampleLoginGiveBack(this.prefix + key) })
+  }
+
+  remember (key: string, ttlMs: number): Promise<void> {
+    return unavailableOnError(async () => { await this.client.set(this.prefix + key, 1, 'PX', ttlMs) })
+  }
+
+  isRemembered (key: string): Promise<boolean> {
+    return unavailableOnError(async () => await this.client.exists(this.prefix + key) === 1)
   }
 }
 
@@ -110,6 +134,6 @@ export async function selectRedisStores (app: FastifyInstance, url: string, near
     revocationStore: nearCache ? new NearCachedRevocationStore({ client }) : new RedisRevocationStore({ client }),
     refreshTokenStore: new RedisRefreshTokenStore({ client }),
     users: new RedisUserRegistry(client),
-    loginLimiter: new RedisLoginLimiter(client, LOGIN_MAX_FAILURES, LOGIN_FAILURE_WINDOW_MS)
+    loginLimiter: new RedisLoginLimiter(client, LOGIN_FAILURE_WINDOW_MS)
   }
 }

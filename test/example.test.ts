@@ -408,7 +408,7 @@ t.test('POST /auth/password limits guesses of the current password', async (t) =
 })
 
 t.test('behind a TLS proxy the public origin may refresh when trusted or allowed', async (t) => {
-  const proxied = await build({ env: { TRUST_PROXY: 'true' } })
+  const proxied = await build({ env: { TRUST_PROXY: '1' } })
   t.teardown(() => proxied.close())
   const a = await registerAndLogin(proxied)
   const viaProxy = await proxied.inject({ method: 'POST', url: '/auth/refresh', cookies: { refresh_token: a.refreshToken }, headers: { origin: 'https://app.example.com', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.example.com' } })

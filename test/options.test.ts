@@ -54,7 +54,8 @@ const cases: Array<[string, Record<string, unknown>, string | RegExp]> = [
   ['bad cookie path', { secret: TEST_SECRET, cookie: { path: 'auth' } }, 'cookie.path must be a path like "/auth", got "auth"'],
   ['bad same-site', { secret: TEST_SECRET, cookie: { sameSite: 'none' } }, 'cookie.sameSite must be "strict" or "lax", got "none"'],
   ['__Host- cookie on a path', { secret: TEST_SECRET, cookie: { name: '__Host-rt' } }, 'cookie.name starts with __Host-, which browsers accept only with cookie.secure: true, cookie.path "/" and no cookie.domain'],
-  ['no sessions', { secret: TEST_SECRET, maxSessions: 0 }, 'maxSessions must be a positive integer, got 0'],
+  ['no sessions', { secret: TEST_SECRET, maxSessions: 0 }, 'maxSessions must be an integer from 1 to 10000, got 0'],
+  ['unbounded sessions', { secret: TEST_SECRET, maxSessions: 10_001 }, 'maxSessions must be an integer from 1 to 10000, got 10001'],
   ['long clock tolerance', { secret: TEST_SECRET, clockTolerance: '1h' }, 'clockTolerance must be at most 5 minutes, got "1h", which is 1 hour'],
   ['redis URL of another scheme', { secret: TEST_SECRET, redis: 'http://localhost:6379' }, 'redis.url must be a redis:// or rediss:// URL, got "http://localhost:6379"'],
   ['bad token claims reader', { secret: TEST_SECRET, tokenClaims: 'user' }, 'tokenClaims must be a function']

@@ -60,7 +60,9 @@ export interface IssuanceOptions {
    */
   refreshTokenSecret?: string | Buffer
   /**
-   * Live sessions a user may hold; a login beyond it ends the least recently used one.
+   * Live sessions a user may hold (at most 10,000); a login beyond it ends the least
+   * recently used one. Listing sessions and logout-all cost one store step per session,
+   * so the limit is also what bounds them.
    * @default 100
    */
   maxSessions?: number
@@ -96,6 +98,9 @@ export function clientInfo (request: FastifyRequest): ClientInfo {
   }
 }
 
+/** Highest `maxSessions`: a Redis script that ends a user's sessions must stay short. */
+const MAX_SESSIONS_LIMIT = 10_000
+
 const fastifyRevocableJwtIssuance: FastifyPluginAsync<IssuanceOptions> = async function fastifyRevocableJwtIssuance (fastify, opts) {
   checkOptionNames(opts, ISSUANCE_OPTION_NAMES, 'revocableJwtIssuance')
   const namespace = fastify.revocableJwt
@@ -112,7 +117,9 @@ const fastifyRevocableJwtIssuance: FastifyPluginAsync<IssuanceOptions> = async f
   if (refreshTokenTtlMs <= accessTokens.ttlMs) throw new RangeError('refreshTokenTtl must be longer than accessTokenTtl')
   const refreshReuseGraceMs = durationOption(opts.refreshReuseGrace, DEFAULT_REFRESH_REUSE_GRACE, 'refreshReuseGrace', 0, 60_000)
   const maxSessions = opts.maxSessions ?? DEFAULT_MAX_SESSIONS
-  if (!Number.isSafeInteger(maxSessions) || maxSessions < 1) throw new RangeError(`maxSessions must be a positive integer, got ${String(opts.maxSessions)}`)
+  if (!Number.isSafeInteger(maxSessions) || maxSessions < 1 || maxSessions > MAX_SESSIONS_LIMIT) {
+    throw new RangeError(`maxSessions must be an integer from 1 to ${MAX_SESSIONS_LIMIT}, got ${String(opts.maxSessions)}`)
+  }
   let refreshTokenSecret: Buffer | null
   if (opts.refreshTokenSecret !== undefined) {
     const given = opts.refreshTokenSecret
