@@ -56,6 +56,11 @@ abstract class PostgresStore {
     this.tableNames = tableNames(this.options.tablePrefix)
   }
 
+  /** Both stores on one pool and one set of tables. */
+  protected sharesTablesWith (other: PostgresStore): boolean {
+    return other.pool === this.pool && other.options.tablePrefix === this.options.tablePrefix
+  }
+
   protected abstract schema (): string
   /** Delete expired rows now, in bounded batches; returns how many. */
   abstract sweep (): Promise<number>
@@ -144,12 +149,12 @@ ON CONFLICT (user_id) DO UPDATE SET version = ${versions}.version + 1 RETURNING 
 /** Options of the PostgreSQL refresh-token store. */
 export interface PostgresRefreshTokenStoreOptions extends PostgresStoreOptions {
   /**
-   * The PostgreSQL revocation store keeps its token versions in the same database under
-   * the same `tablePrefix`: read them inside the login and refresh statements, so that
-   * each costs one round trip instead of two.
-   * @default false
+   * The PostgreSQL revocation store of the app, on the same pool and `tablePrefix`: its
+   * token versions are then read inside the login and refresh statements, one round
+   * trip each instead of two (only while the app's revocation store is this one).
+   * @default undefined (the versions are read from the revocation store, a round trip of their own)
    */
-  readsTokenVersions?: boolean
+  tokenVersionsOf?: PostgresRevocationStore
 }
 
 const SESSION_COLUMNS = 'session_id, user_id, version, created_at, last_used_at, expires_at, user_agent, ip, live_hash'
@@ -199,14 +204,19 @@ function factsOf (row: SessionRow): TokenFacts {
  */
 export class PostgresRefreshTokenStore extends PostgresStore implements RefreshTokenStore {
   readonly readsTokenVersions: boolean
+  readonly tokenVersionsOf?: PostgresRevocationStore
   readonly #sql: { create: string, find: string, rotate: string, list: string, deleteSession: string, deleteUser: string, table: string }
 
   constructor (options: PostgresRefreshTokenStoreOptions) {
     super(options, 'PostgresRefreshTokenStore')
-    if (options.readsTokenVersions !== undefined && typeof options.readsTokenVersions !== 'boolean') {
-      throw new TypeError('PostgresRefreshTokenStore: readsTokenVersions must be a boolean')
+    const versionsOf = options.tokenVersionsOf
+    if (versionsOf !== undefined) {
+      if (!(versionsOf instanceof PostgresRevocationStore) || !this.sharesTablesWith(versionsOf)) {
+        throw new TypeError('PostgresRefreshTokenStore: tokenVersionsOf must be a PostgresRevocationStore on the same pool and tablePrefix')
+      }
+      this.tokenVersionsOf = versionsOf
     }
-    this.readsTokenVersions = options.readsTokenVersions ?? false
+    this.readsTokenVersions = versionsOf !== undefined
     const { sessions, tokens, versions } = tableNames(this.options.tablePrefix)
     // Only a store that reads versions names their table: it may live elsewhere otherwise.
     const currentVersion = (user: string): string => this.readsTokenVersions ? `COALESCE((SELECT version FROM ${versions} WHERE user_id = ${user}), 0)` : 'NULL::bigint'
@@ -261,8 +271,10 @@ SELECT count(*) FILTER (WHERE expires_at > $2)::int AS live FROM ended`
     }
   }
 
+  /** Its own tables, and the versions' table when it reads it (created by either store first). */
   protected schema (): string {
-    return postgresRefreshTokenSchema(this.options.tablePrefix)
+    const prefix = this.options.tablePrefix
+    return this.readsTokenVersions ? `${postgresRevocationSchema(prefix)}${postgresRefreshTokenSchema(prefix)}` : postgresRefreshTokenSchema(prefix)
   }
 
   async create (input: CreateSessionInput): Promise<CreateSessionResult> {

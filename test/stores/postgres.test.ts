@@ -89,7 +89,7 @@ t.test('a rotation, a check and a login with the versions read in are each one r
   const tablePrefix = freshPrefix()
   const counted = counting()
   const revocation = new PostgresRevocationStore({ pool: counted, tablePrefix })
-  const store = new PostgresRefreshTokenStore({ pool: counted, tablePrefix, readsTokenVersions: true })
+  const store = new PostgresRefreshTokenStore({ pool: counted, tablePrefix, tokenVersionsOf: revocation })
   await revocation.init()
   await store.init()
   t.teardown(async () => { await store.close(); await revocation.close() })
@@ -138,7 +138,7 @@ t.test('with createTables: false, init() creates nothing and a missing table fai
 t.test('every lookup the stores make uses an index', async (t) => {
   const tablePrefix = freshPrefix()
   const revocation = new PostgresRevocationStore({ pool, tablePrefix })
-  const store = new PostgresRefreshTokenStore({ pool, tablePrefix, readsTokenVersions: true })
+  const store = new PostgresRefreshTokenStore({ pool, tablePrefix, tokenVersionsOf: revocation })
   await revocation.init()
   await store.init()
   t.teardown(async () => { await store.close(); await revocation.close() })
@@ -157,8 +157,8 @@ t.test('every lookup the stores make uses an index', async (t) => {
       return await client.query(text, values)
     }
   }
-  const explained = new PostgresRefreshTokenStore({ pool: explaining, tablePrefix, readsTokenVersions: true })
   const explainedRevocation = new PostgresRevocationStore({ pool: explaining, tablePrefix })
+  const explained = new PostgresRefreshTokenStore({ pool: explaining, tablePrefix, tokenVersionsOf: explainedRevocation })
   const now = Date.now()
   const session = makeSession(now)
   await explained.create({ session, tokenHash: 'a', now, maxSessions: 5 })
@@ -246,7 +246,10 @@ t.test('store options are validated with messages that name the option', async (
   t.throws(() => new PostgresRevocationStore({ pool, sweepBatchSize: 0 }), { message: 'PostgresRevocationStore: sweepBatchSize must be a positive integer' })
   t.throws(() => new PostgresRevocationStore({ pool, createTables: 'yes' as never }), { message: 'PostgresRevocationStore: createTables must be a boolean' })
   t.throws(() => new PostgresRevocationStore({ pool, now: 5 as never }), { message: 'PostgresRevocationStore: now must be a function' })
-  t.throws(() => new PostgresRefreshTokenStore({ pool, readsTokenVersions: 1 as never }), { message: 'PostgresRefreshTokenStore: readsTokenVersions must be a boolean' })
+  const elsewhere = new PostgresRevocationStore({ pool, tablePrefix: 'other_' })
+  t.throws(() => new PostgresRefreshTokenStore({ pool, tokenVersionsOf: elsewhere }), { message: 'PostgresRefreshTokenStore: tokenVersionsOf must be a PostgresRevocationStore on the same pool and tablePrefix' })
+  t.throws(() => new PostgresRefreshTokenStore({ pool, tokenVersionsOf: {} as never }), { message: 'PostgresRefreshTokenStore: tokenVersionsOf must be a PostgresRevocationStore on the same pool and tablePrefix' })
+  t.equal(new PostgresRefreshTokenStore({ pool }).readsTokenVersions, false)
 })
 
 t.test('a server that is down fails each call at once with the driver\'s error, and the store serves again when it is back', async (t) => {

@@ -1,0 +1,53 @@
+// The example server's whole HTTP contract (example.test.ts) with DATABASE_URL: every
+// store in a private PostgreSQL, each app in a database of its own, so that the
+// contract's fixed email addresses never meet. Then what only PostgreSQL can show.
+import t from 'tap'
+import pg from 'pg'
+import { PostgresRefreshTokenStore, PostgresRevocationStore } from '../lib/stores/postgres.js'
+import { PostgresLoginLimiter, PostgresUserRegistry } from '../example/postgres.js'
+import { PostgresServer } from './postgres-server.js'
+import { bearer, build, registerAndLogin, setStoreEnv } from './helper.js'
+
+const server = await PostgresServer.start()
+t.teardown(() => server.close())
+let databases = 0
+const freshDatabase = (): Promise<string> => server.createDatabase(`example_${++databases}`)
+
+t.test('with DATABASE_URL every store of the example is in PostgreSQL', async (t) => {
+  const url = await freshDatabase()
+  const app = await build({ env: { DATABASE_URL: url } })
+  t.teardown(() => app.close())
+  t.ok(app.revocableJwt.revocationStore instanceof PostgresRevocationStore)
+  t.ok(app.revocableJwt.refreshTokenStore instanceof PostgresRefreshTokenStore)
+  t.equal((app.revocableJwt.refreshTokenStore as PostgresRefreshTokenStore).readsTokenVersions, true, 'a login and a refresh are one round trip')
+  const session = await registerAndLogin(app)
+  t.equal((await app.inject({ url: '/me', headers: bearer(session.accessToken) })).statusCode, 200)
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  t.teardown(() => client.end())
+  const { rows } = await client.query(`SELECT (SELECT count(*)::int FROM example_users) AS users, (SELECT count(*)::int FROM rjwt_sessions) AS sessions,
+    (SELECT count(*)::int FROM rjwt_refresh_tokens) AS tokens`)
+  t.same(rows, [{ users: 1, sessions: 1, tokens: 1 }])
+})
+
+t.test('selectStores with DATABASE_URL keeps the users and the login limiter in PostgreSQL too', async (t) => {
+  const { selectStores } = await import('../example/stores.js')
+  const fastify = (await import('fastify')).default()
+  t.teardown(() => fastify.close())
+  const selected = await selectStores(fastify, { DATABASE_URL: 'postgres://127.0.0.1:1/none' })
+  t.ok(selected.users instanceof PostgresUserRegistry)
+  t.ok(selected.loginLimiter instanceof PostgresLoginLimiter)
+  await selected.close?.()
+})
+
+t.test('an example whose database cannot be reached does not start, naming the cause', async (t) => {
+  const app = await build({ env: { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' } }).catch((err: Error) => err)
+  t.type(app, Error)
+  t.match((app as Error).message, /ECONNREFUSED 127\.0\.0\.1:1/)
+})
+
+t.test('the example contract on PostgreSQL', async () => {
+  setStoreEnv(async () => ({ DATABASE_URL: await freshDatabase() }))
+  t.teardown(() => setStoreEnv(async () => ({})))
+  await import('./example.test.js')
+})
