@@ -5,6 +5,7 @@ import t from 'tap'
 import pg from 'pg'
 import { PostgresRefreshTokenStore, PostgresRevocationStore } from '../lib/stores/postgres.js'
 import { PostgresLoginLimiter, PostgresUserRegistry } from '../example/postgres.js'
+import { build as buildApi } from '../example/api/app.js'
 import { PostgresServer } from './postgres-server.js'
 import { bearer, build, registerAndLogin, setStoreEnv } from './helper.js'
 
@@ -44,6 +45,24 @@ t.test('an example whose database cannot be reached does not start, naming the c
   const app = await build({ env: { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/none' } }).catch((err: Error) => err)
   t.type(app, Error)
   t.match((app as Error).message, /ECONNREFUSED 127\.0\.0\.1:1/)
+})
+
+t.test('the resource server with DATABASE_URL enforces a logout on the auth service at once', async (t) => {
+  const url = await freshDatabase()
+  const auth = await build({ env: { DATABASE_URL: url, JWT_ALGORITHM: 'EdDSA', COOKIE_SECURE: 'false' } })
+  t.teardown(() => auth.close())
+  const authUrl = await auth.listen({ port: 0, host: '127.0.0.1' })
+  const api = await buildApi({ env: { AUTH_URL: authUrl, DATABASE_URL: url } })
+  t.teardown(() => api.close())
+  await api.ready()
+  t.ok(api.revocableJwt.revocationStore instanceof PostgresRevocationStore)
+  const session = await registerAndLogin(auth)
+  const me = await api.inject({ url: '/me', headers: bearer(session.accessToken) })
+  t.same([me.statusCode, me.json()], [200, { id: session.userId }])
+  const logout = await auth.inject({ method: 'POST', url: '/auth/logout', headers: bearer(session.accessToken), cookies: { refresh_token: session.refreshToken } })
+  t.equal(logout.statusCode, 204)
+  const after = await api.inject({ url: '/me', headers: bearer(session.accessToken) })
+  t.same([after.statusCode, after.json().code], [401, 'TOKEN_REVOKED'])
 })
 
 t.test('the example contract on PostgreSQL', async () => {

@@ -2,7 +2,7 @@
 // holds no private key, no secret and no refresh token: it verifies with the public keys
 // the auth service publishes and checks revocation in the auth service's store.
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import { revocableJwtResourceServer, type RevocationStore } from '../../lib/index.js'
+import { revocableJwtResourceServer, type RevocableJwtPostgresOptions, type RevocationStore } from '../../lib/index.js'
 
 export interface ApiEnv {
   PORT?: string
@@ -42,20 +42,16 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
 }
 
 /** Where the auth service keeps revocation: Redis, else PostgreSQL; one of them is needed. */
-async function revocationStoreOf (app: FastifyInstance, env: ApiEnv, given: RevocationStore | undefined): Promise<{ redis?: string, revocationStore?: RevocationStore }> {
+async function revocationStoreOf (app: FastifyInstance, env: ApiEnv, given: RevocationStore | undefined): Promise<{ redis?: string, postgres?: RevocableJwtPostgresOptions, revocationStore?: RevocationStore }> {
   if (given !== undefined) return { revocationStore: given }
   if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') return { redis: env.REDIS_URL }
   if (env.DATABASE_URL !== undefined && env.DATABASE_URL !== '') {
     // Loaded only when used: with REDIS_URL the resource server never loads pg.
-    const [{ createPool }, { PostgresRevocationStore }] = await Promise.all([import('../pg-pool.js'), import('../../lib/stores/postgres.js')])
+    const { createPool } = await import('../pg-pool.js')
     const pool = createPool(env.DATABASE_URL, app.log)
-    // The auth service sweeps expired rows; this service only reads and never sweeps.
-    const store = new PostgresRevocationStore({ pool, sweepInterval: 0 })
-    app.addHook('onClose', async function closePostgres () {
-      await store.close()
-      await pool.end()
-    })
-    return { revocationStore: store }
+    app.addHook('onClose', async function endPool () { await pool.end() })
+    // The auth service sweeps expired rows; this service only reads them.
+    return { postgres: { pool, sweepInterval: 0 } }
   }
   throw new TypeError('REDIS_URL or DATABASE_URL is required: the auth service\'s revocation store, without which a logout there would not be seen here')
 }

@@ -20,6 +20,7 @@ import type { TokenSubject } from '../types.js'
 import { AUTHENTICATE_PLUGIN_NAME } from './authenticate.js'
 import { isProvided, provide } from './namespace.js'
 import { resolveRedisOptions, type RevocableJwtRedisOptions } from './redis-client.js'
+import { resolvePostgresOptions, type RevocableJwtPostgresOptions } from './postgres-option.js'
 import { RefreshCookie, checkPrefix, resolveRefreshCookieOptions, type RefreshCookieOptions } from './refresh-cookie.js'
 import { defaultStore, manageStore } from './stores.js'
 
@@ -31,7 +32,7 @@ const MAX_HEADER_FIELD = 256
 export interface IssuanceOptions {
   /**
    * Where sessions and their hashed refresh tokens live.
-   * @default a Redis store when `redis` is set, else a new memory store (single process only)
+   * @default a Redis store when `redis` is set, a PostgreSQL one when `postgres` is, else a new memory store (single process only)
    */
   refreshTokenStore?: RefreshTokenStore
   /**
@@ -40,6 +41,12 @@ export interface IssuanceOptions {
    * @default undefined (memory)
    */
   redis?: string | RevocableJwtRedisOptions
+  /**
+   * Keep sessions in PostgreSQL, shared by every instance: `{ pool, tablePrefix,
+   * createTables, sweepInterval }` with the app's `pg` Pool.
+   * @default undefined (memory)
+   */
+  postgres?: RevocableJwtPostgresOptions
   /**
    * Lifetime of a refresh token; each rotation mints a child with a full lifetime (the session slides).
    * @default '7d'
@@ -84,7 +91,7 @@ export interface IssuanceOptions {
   now?: () => number
 }
 
-export const ISSUANCE_OPTION_NAMES = ['refreshTokenStore', 'redis', 'refreshTokenTtl', 'refreshReuseGrace', 'refreshTokenSecret', 'maxSessions', 'accessTokenClaims', 'cookie', 'prefix', 'now'] as const
+export const ISSUANCE_OPTION_NAMES = ['refreshTokenStore', 'redis', 'postgres', 'refreshTokenTtl', 'refreshReuseGrace', 'refreshTokenSecret', 'maxSessions', 'accessTokenClaims', 'cookie', 'prefix', 'now'] as const
 
 /** Who is asking, as recorded on the session (bounded: the values come from the client). */
 export function clientInfo (request: FastifyRequest): ClientInfo {
@@ -132,6 +139,7 @@ const fastifyRevocableJwtIssuance: FastifyPluginAsync<IssuanceOptions> = async f
   if (!fastify.hasPlugin('@fastify/cookie')) await fastify.register(fastifyCookie)
   const { store, owned } = await defaultStore<RefreshTokenStore>(fastify, opts.refreshTokenStore, {
     redis: resolveRedisOptions(opts.redis),
+    postgres: resolvePostgresOptions(opts.postgres, opts.redis),
     storeTimeoutMs: revocation.storeTimeoutMs,
     now
   }, 'refresh-token', revocation.store)

@@ -16,6 +16,7 @@ import type {
   TokenFacts
 } from './types.js'
 import {
+  DEFAULT_POSTGRES_TABLE_PREFIX,
   checkPostgresOptions,
   createSchema,
   postgresRefreshTokenSchema,
@@ -50,7 +51,10 @@ abstract class PostgresStore {
   readonly tableNames: ReturnType<typeof tableNames>
   #stopSweeper: (() => void) | null = null
 
+  readonly #name: string
+
   constructor (options: PostgresStoreOptions, name: string) {
+    this.#name = name
     this.options = checkPostgresOptions(options, name)
     this.pool = this.options.pool
     this.tableNames = tableNames(this.options.tablePrefix)
@@ -58,10 +62,17 @@ abstract class PostgresStore {
 
   /** Both stores on one pool and one set of tables. */
   protected sharesTablesWith (other: PostgresStore): boolean {
-    return other.pool === this.pool && other.options.tablePrefix === this.options.tablePrefix
+    return other.uses(this.pool, this.options.tablePrefix)
+  }
+
+  /** This store queries `pool` and the tables of `tablePrefix` (default `'rjwt_'`). */
+  uses (pool: PostgresQueryable, tablePrefix = DEFAULT_POSTGRES_TABLE_PREFIX): boolean {
+    return pool === this.pool && tablePrefix === this.options.tablePrefix
   }
 
   protected abstract schema (): string
+  /** The tables the store's statements name. */
+  protected abstract tables (): string[]
   /** Delete expired rows now, in bounded batches; returns how many. */
   abstract sweep (): Promise<number>
 
@@ -70,7 +81,21 @@ abstract class PostgresStore {
    * advisory lock so that instances booting together do not race; then start the sweeper.
    */
   async init (): Promise<void> {
-    if (this.options.createTables) await createSchema(this.pool, this.options.tablePrefix, this.schema())
+    let missing: string[]
+    try {
+      if (this.options.createTables) {
+        await createSchema(this.pool, this.options.tablePrefix, this.schema())
+        missing = []
+      } else {
+        const { rows } = await this.pool.query('SELECT name FROM unnest($1::text[]) AS name WHERE to_regclass(name) IS NULL', [this.tables()])
+        missing = rows.map(row => row.name as string)
+      }
+    } catch (err) {
+      throw new Error(`${this.#name}: cannot prepare its tables: ${(err as Error).message}`, { cause: err })
+    }
+    if (missing.length > 0) {
+      throw new Error(`${this.#name}: missing tables ${missing.join(', ')}: run postgresSchema() from your migrations, or leave createTables on`)
+    }
     this.#stopSweeper ??= startSweeper(this.options.sweepInterval, () => this.sweep())
   }
 
@@ -109,6 +134,10 @@ ON CONFLICT (user_id) DO UPDATE SET version = ${versions}.version + 1 RETURNING 
 
   protected schema (): string {
     return postgresRevocationSchema(this.options.tablePrefix)
+  }
+
+  protected tables (): string[] {
+    return [this.tableNames.revoked, this.tableNames.versions]
   }
 
   async check (userId: string, tokenId: string | null, sessionId: string | null): Promise<RevocationState> {
@@ -275,6 +304,11 @@ SELECT count(*) FILTER (WHERE expires_at > $2)::int AS live FROM ended`
   protected schema (): string {
     const prefix = this.options.tablePrefix
     return this.readsTokenVersions ? `${postgresRevocationSchema(prefix)}${postgresRefreshTokenSchema(prefix)}` : postgresRefreshTokenSchema(prefix)
+  }
+
+  protected tables (): string[] {
+    const { sessions, tokens, versions } = this.tableNames
+    return this.readsTokenVersions ? [sessions, tokens, versions] : [sessions, tokens]
   }
 
   async create (input: CreateSessionInput): Promise<CreateSessionResult> {

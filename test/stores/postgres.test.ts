@@ -128,11 +128,24 @@ t.test('init() creates the tables once, also when several stores boot at once, a
   t.throws(() => postgresSchema('Bad-Prefix'), { message: /^postgresSchema: tablePrefix must be lower-case letters/ })
 })
 
-t.test('with createTables: false, init() creates nothing and a missing table fails the calls', async (t) => {
-  const store = new PostgresRevocationStore({ pool, tablePrefix: freshPrefix(), createTables: false })
-  await store.init()
+t.test('with createTables: false, init() creates nothing and names the tables that are missing', async (t) => {
+  const tablePrefix = freshPrefix()
+  const store = new PostgresRevocationStore({ pool, tablePrefix, createTables: false })
   t.teardown(() => store.close())
+  await t.rejects(store.init(), { message: `PostgresRevocationStore: missing tables ${tablePrefix}revoked, ${tablePrefix}token_versions: run postgresSchema() from your migrations, or leave createTables on` })
   await t.rejects(store.check('u', 'j', 's'), { code: '42P01' }, 'undefined_table: the guard turns it into a 503')
+  await pool.query(postgresSchema(tablePrefix))
+  await store.init()
+  t.same(await store.check('u', 'j', 's'), { tokenRevoked: false, sessionRevoked: false, version: 0 }, 'the tables made by the migration are used')
+})
+
+t.test('init() on a server that cannot be reached names the store and keeps the driver\'s error', async (t) => {
+  const nowhere = new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:1/none' })
+  t.teardown(() => nowhere.end())
+  const store = new PostgresRefreshTokenStore({ pool: nowhere })
+  const err = await store.init().then(() => null, (err: Error) => err)
+  t.match(err?.message, /^PostgresRefreshTokenStore: cannot prepare its tables: connect ECONNREFUSED 127\.0\.0\.1:1$/)
+  t.match(err?.cause, { code: 'ECONNREFUSED' })
 })
 
 t.test('every lookup the stores make uses an index', async (t) => {
