@@ -5,7 +5,7 @@
 //
 //   npm run bench                                  full run (BENCH_DURATION s per row, default 5)
 //   npm run bench -- --rounds 5 --duration 4       median of 5 rounds, order reversed every other round
-//   npm run bench -- --only redis --profile        rows whose name matches, servers run with --cpu-prof
+//   npm run bench -- --only redis --profile        rows whose name matches (a comma list: any of them), servers run with --cpu-prof
 //   npm run bench -- --compare HEAD~1              adds the package's rows served by lib/ as it was at a git ref
 //   BENCH_DURATION=1 npm run bench -- --smoke      every server briefly; exit 0 iff all answered 2xx
 //   npm run bench -- memory                        the memory store's bytes per revoked jti (bench/memory.ts)
@@ -505,7 +505,9 @@ async function main (): Promise<number> {
   if (positionals.length > 0) throw new TypeError(`unknown command ${positionals[0]}: the only one is "memory"`)
 
   const only = flags.only
-  let rows = only === undefined ? ROWS : ROWS.filter(row => row.id.includes(only) || row.server.includes(only))
+  // A comma list keeps the rows that match any of its names.
+  const wanted = only?.split(',').filter(name => name !== '')
+  let rows = wanted === undefined ? ROWS : ROWS.filter(row => wanted.some(name => row.id.includes(name) || row.server.includes(name)))
   await mkdir(RESULTS_DIR, { recursive: true })
   await build()
   if (flags.compare !== undefined) {

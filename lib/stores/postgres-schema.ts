@@ -45,6 +45,12 @@ export interface PostgresStoreOptions {
    */
   sweepBatchSize?: number
   /**
+   * Send the statements as named prepared statements (node-postgres `query({ name, text,
+   * values })`): each connection then parses and plans each statement once.
+   * @default true for a node-postgres `Pool` or `Client`, else false
+   */
+  preparedStatements?: boolean
+  /**
    * The clock, in ms since the epoch, that expiry is judged by.
    * @default Date.now
    */
@@ -63,7 +69,13 @@ export interface ResolvedPostgresOptions {
   createTables: boolean
   sweepInterval: number
   sweepBatchSize: number
+  preparedStatements: boolean
   now: () => number
+}
+
+/** A node-postgres `Pool` (it counts its clients) or `Client` (it escapes identifiers): they take `query({ name, text, values })`. */
+function isNodePostgres (pool: Record<string, unknown>): boolean {
+  return (typeof pool.totalCount === 'number' && typeof pool.connect === 'function') || typeof pool.escapeIdentifier === 'function'
 }
 
 export function checkPostgresOptions (options: PostgresStoreOptions, name: string): ResolvedPostgresOptions {
@@ -82,9 +94,11 @@ export function checkPostgresOptions (options: PostgresStoreOptions, name: strin
   if (!Number.isSafeInteger(sweepInterval) || sweepInterval < 0) throw new RangeError(`${name}: sweepInterval must be a non-negative integer number of ms`)
   const sweepBatchSize = options.sweepBatchSize ?? DEFAULT_POSTGRES_SWEEP_BATCH_SIZE
   if (!Number.isSafeInteger(sweepBatchSize) || sweepBatchSize < 1) throw new RangeError(`${name}: sweepBatchSize must be a positive integer`)
+  const preparedStatements = options.preparedStatements ?? isNodePostgres(pool)
+  if (typeof preparedStatements !== 'boolean') throw new TypeError(`${name}: preparedStatements must be a boolean`)
   const now = options.now ?? Date.now
   if (typeof now !== 'function') throw new TypeError(`${name}: now must be a function`)
-  return { pool: options.pool, tablePrefix, createTables, sweepInterval, sweepBatchSize, now }
+  return { pool: options.pool, tablePrefix, createTables, sweepInterval, sweepBatchSize, preparedStatements, now }
 }
 
 /** The tables of one prefix. */

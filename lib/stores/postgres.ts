@@ -4,6 +4,7 @@
  * Every operation is one statement (one round trip); see the README's PostgreSQL section
  * for the tables and what each operation costs.
  */
+import { createHash } from 'node:crypto'
 import type {
   CreateSessionInput,
   CreateSessionResult,
@@ -43,6 +44,11 @@ export {
 
 const UNIQUE_VIOLATION = '23505'
 
+/** node-postgres' `query(config)`, with a statement name. */
+interface NamedQueryable {
+  query (config: { name: string, text: string, values: unknown[] }): Promise<{ rows: any[] }>
+}
+
 /** A sweep's and `init()`'s shared steps. */
 abstract class PostgresStore {
   protected readonly pool: PostgresQueryable
@@ -50,6 +56,7 @@ abstract class PostgresStore {
   /** The names of the tables of this store's `tablePrefix` (both stores'). */
   readonly tableNames: ReturnType<typeof tableNames>
   #stopSweeper: (() => void) | null = null
+  readonly #names = new Map<string, string>()
 
   readonly #name: string
 
@@ -58,6 +65,21 @@ abstract class PostgresStore {
     this.options = checkPostgresOptions(options, name)
     this.pool = this.options.pool
     this.tableNames = tableNames(this.options.tablePrefix)
+  }
+
+  /**
+   * Run one of the store's statements. On node-postgres, as a named prepared statement:
+   * each connection parses and plans it once instead of on every call. The name is
+   * derived from the text, so two texts never share one.
+   */
+  protected run (text: string, values: unknown[]): Promise<{ rows: any[] }> {
+    if (!this.options.preparedStatements) return this.pool.query(text, values)
+    let name = this.#names.get(text)
+    if (name === undefined) {
+      name = `rjwt_${createHash('sha256').update(text).digest('base64url').slice(0, 22)}`
+      this.#names.set(text, name)
+    }
+    return (this.pool as unknown as NamedQueryable).query({ name, text, values })
   }
 
   /** Both stores on one pool and one set of tables. */
@@ -141,7 +163,7 @@ ON CONFLICT (user_id) DO UPDATE SET version = ${versions}.version + 1 RETURNING 
   }
 
   async check (userId: string, tokenId: string | null, sessionId: string | null): Promise<RevocationState> {
-    const { rows } = await this.pool.query(this.#sql.check, [userId, tokenId, sessionId, this.options.now()])
+    const { rows } = await this.run(this.#sql.check, [userId, tokenId, sessionId, this.options.now()])
     const row = rows[0]
     return { tokenRevoked: row.token === true, sessionRevoked: row.session === true, version: Number(row.version) }
   }
@@ -149,7 +171,7 @@ ON CONFLICT (user_id) DO UPDATE SET version = ${versions}.version + 1 RETURNING 
   async #revoke (kind: 't' | 's', userId: string, id: string, expiresAt: number): Promise<void> {
     // Nothing to keep: the token it would revoke has expired already.
     if (!(expiresAt > this.options.now())) return
-    await this.pool.query(this.#sql.revoke, [userId, kind, id, Math.ceil(expiresAt)])
+    await this.run(this.#sql.revoke, [userId, kind, id, Math.ceil(expiresAt)])
   }
 
   revokeToken (userId: string, tokenId: string, expiresAt: number): Promise<void> {
@@ -161,12 +183,12 @@ ON CONFLICT (user_id) DO UPDATE SET version = ${versions}.version + 1 RETURNING 
   }
 
   async getTokenVersion (userId: string): Promise<number> {
-    const { rows } = await this.pool.query(this.#sql.get, [userId])
+    const { rows } = await this.run(this.#sql.get, [userId])
     return rows.length === 0 ? 0 : Number(rows[0].version)
   }
 
   async bumpTokenVersion (userId: string): Promise<number> {
-    const { rows } = await this.pool.query(this.#sql.bump, [userId])
+    const { rows } = await this.run(this.#sql.bump, [userId])
     return Number(rows[0].version)
   }
 
@@ -316,7 +338,7 @@ SELECT count(*) FILTER (WHERE expires_at > $2)::int AS live FROM ended`
     const fromStore = input.versionFromStore === true && this.readsTokenVersions
     let rows: Array<{ version: string, evicted: string[] }>
     try {
-      ({ rows } = await this.pool.query(this.#sql.create, [
+      ({ rows } = await this.run(this.#sql.create, [
         session.sessionId, session.userId, session.version, session.createdAt, session.lastUsedAt, session.expiresAt,
         session.userAgent, session.ip, tokenHash, now, maxSessions, fromStore
       ]))
@@ -329,12 +351,12 @@ SELECT count(*) FILTER (WHERE expires_at > $2)::int AS live FROM ended`
   }
 
   async find (userId: string, sessionId: string, hash: string, now: number): Promise<TokenFacts | null> {
-    const { rows } = await this.pool.query(this.#sql.find, [userId, sessionId, hash, now])
+    const { rows } = await this.run(this.#sql.find, [userId, sessionId, hash, now])
     return rows.length === 0 ? null : factsOf(rows[0])
   }
 
   async rotate (input: RotateInput): Promise<RotationFacts | null> {
-    const { rows } = await this.pool.query(this.#sql.rotate, [
+    const { rows } = await this.run(this.#sql.rotate, [
       input.userId, input.sessionId, input.hash, input.childHash, input.now, input.childExpiresAt,
       input.userAgent, input.ip, input.keepRotated
     ])
@@ -355,17 +377,17 @@ SELECT count(*) FILTER (WHERE expires_at > $2)::int AS live FROM ended`
   }
 
   async listSessions (userId: string, now: number): Promise<SessionRecord[]> {
-    const { rows } = await this.pool.query(this.#sql.list, [userId, now])
+    const { rows } = await this.run(this.#sql.list, [userId, now])
     return rows.map(sessionOf)
   }
 
   async deleteSession (userId: string, sessionId: string): Promise<boolean> {
-    const { rows } = await this.pool.query(this.#sql.deleteSession, [userId, sessionId])
+    const { rows } = await this.run(this.#sql.deleteSession, [userId, sessionId])
     return rows.length > 0 && Number(rows[0].expires_at) > this.options.now()
   }
 
   async deleteUser (userId: string): Promise<number> {
-    const { rows } = await this.pool.query(this.#sql.deleteUser, [userId, this.options.now()])
+    const { rows } = await this.run(this.#sql.deleteUser, [userId, this.options.now()])
     return Number(rows[0].live)
   }
 

@@ -251,6 +251,25 @@ t.test('the user-agent and ip of a session may be absent, and user ids are kept 
   t.same(await store.listSessions('a', now), [])
 })
 
+t.test('on node-postgres the statements are named prepared statements, parsed once per connection', async (t) => {
+  const client = new pg.Client({ connectionString: server.url })
+  await client.connect()
+  t.teardown(() => client.end())
+  const tablePrefix = freshPrefix()
+  const store = new PostgresRevocationStore({ pool: client, tablePrefix })
+  await store.init()
+  t.teardown(() => store.close())
+  await store.check('u', 'j', 's')
+  await store.check('u', 'j', 's')
+  await store.bumpTokenVersion('u')
+  const { rows } = await client.query("SELECT statement FROM pg_prepared_statements WHERE name LIKE 'rjwt\\_%' ORDER BY statement")
+  t.equal(rows.length, 2, 'the check, prepared once, and the bump')
+  t.match(rows.map(row => row.statement).join('\n'), new RegExp(`FROM ${tablePrefix}revoked`))
+  const unprepared = new PostgresRevocationStore({ pool: client, tablePrefix, preparedStatements: false })
+  await unprepared.getTokenVersion('u')
+  t.equal((await client.query("SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name LIKE 'rjwt\\_%'")).rows[0].n, 2, 'preparedStatements: false prepares nothing')
+})
+
 t.test('store options are validated with messages that name the option', async (t) => {
   t.throws(() => new PostgresRevocationStore({} as never), { message: 'PostgresRevocationStore: pool must be a pg Pool (or an object with query(text, values))' })
   t.throws(() => new PostgresRefreshTokenStore({ pool, tablePrefix: 'x"; --' }), { message: /^PostgresRefreshTokenStore: tablePrefix must be lower-case letters/ })
@@ -259,6 +278,7 @@ t.test('store options are validated with messages that name the option', async (
   t.throws(() => new PostgresRevocationStore({ pool, sweepBatchSize: 0 }), { message: 'PostgresRevocationStore: sweepBatchSize must be a positive integer' })
   t.throws(() => new PostgresRevocationStore({ pool, createTables: 'yes' as never }), { message: 'PostgresRevocationStore: createTables must be a boolean' })
   t.throws(() => new PostgresRevocationStore({ pool, now: 5 as never }), { message: 'PostgresRevocationStore: now must be a function' })
+  t.throws(() => new PostgresRevocationStore({ pool, preparedStatements: 'yes' as never }), { message: 'PostgresRevocationStore: preparedStatements must be a boolean' })
   const elsewhere = new PostgresRevocationStore({ pool, tablePrefix: 'other_' })
   t.throws(() => new PostgresRefreshTokenStore({ pool, tokenVersionsOf: elsewhere }), { message: 'PostgresRefreshTokenStore: tokenVersionsOf must be a PostgresRevocationStore on the same pool and tablePrefix' })
   t.throws(() => new PostgresRefreshTokenStore({ pool, tokenVersionsOf: {} as never }), { message: 'PostgresRefreshTokenStore: tokenVersionsOf must be a PostgresRevocationStore on the same pool and tablePrefix' })
