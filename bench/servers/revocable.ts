@@ -27,8 +27,8 @@ if (store === 'redis') {
 } else if (store === 'postgres') {
   const { default: pg } = await import('pg')
   const { PostgresRevocationStore, PostgresRefreshTokenStore } = await import(`${lib}stores/postgres.js`) as typeof import('../../lib/stores/postgres.js')
-  // pg's default pool is 10 connections; the bench's 50 HTTP connections would queue for them.
-  const pool = new pg.Pool({ connectionString: process.env.BENCH_DATABASE_URL, max: 20 })
+  // pg's default pool of 10 connections: more only adds server processes contending for the same cores.
+  const pool = new pg.Pool({ connectionString: process.env.BENCH_DATABASE_URL })
   app.addHook('onClose', async () => { await pool.end() })
   const revocationStore = new PostgresRevocationStore({ pool })
   const refreshTokenStore = new PostgresRefreshTokenStore({ pool, tokenVersionsOf: revocationStore })
