@@ -4,31 +4,18 @@
  * Every operation is one statement (one round trip); see the README's PostgreSQL section
  * for the tables and what each operation costs.
  */
-import { createHash } from 'node:crypto'
 import type {
   CreateSessionInput,
   CreateSessionResult,
   RefreshTokenStore,
-  RevocationState,
-  RevocationStore,
   RotateInput,
   RotationFacts,
   SessionRecord,
   TokenFacts
 } from './types.js'
-import {
-  DEFAULT_POSTGRES_TABLE_PREFIX,
-  checkPostgresOptions,
-  createSchema,
-  postgresRefreshTokenSchema,
-  postgresRevocationSchema,
-  startSweeper,
-  sweepTable,
-  tableNames,
-  type PostgresQueryable,
-  type PostgresStoreOptions,
-  type ResolvedPostgresOptions
-} from './postgres-schema.js'
+import { postgresRefreshTokenSchema, postgresRevocationSchema, sweepTable, tableNames, type PostgresStoreOptions } from './postgres-schema.js'
+import { PostgresStore } from './postgres-store.js'
+import { PostgresRevocationStore } from './postgres-revocation.js'
 
 export {
   DEFAULT_POSTGRES_SWEEP_BATCH_SIZE,
@@ -42,160 +29,9 @@ export {
   type PostgresStoreOptions
 } from './postgres-schema.js'
 
+export { PostgresRevocationStore } from './postgres-revocation.js'
+
 const UNIQUE_VIOLATION = '23505'
-
-/** node-postgres' `query(config)`, with a statement name. */
-interface NamedQueryable {
-  query (config: { name: string, text: string, values: unknown[] }): Promise<{ rows: any[] }>
-}
-
-/** A sweep's and `init()`'s shared steps. */
-abstract class PostgresStore {
-  protected readonly pool: PostgresQueryable
-  protected readonly options: ResolvedPostgresOptions
-  /** The names of the tables of this store's `tablePrefix` (both stores'). */
-  readonly tableNames: ReturnType<typeof tableNames>
-  #stopSweeper: (() => void) | null = null
-  readonly #names = new Map<string, string>()
-
-  readonly #name: string
-
-  constructor (options: PostgresStoreOptions, name: string) {
-    this.#name = name
-    this.options = checkPostgresOptions(options, name)
-    this.pool = this.options.pool
-    this.tableNames = tableNames(this.options.tablePrefix)
-  }
-
-  /**
-   * Run one of the store's statements. On node-postgres, as a named prepared statement:
-   * each connection parses and plans it once instead of on every call. The name is
-   * derived from the text, so two texts never share one.
-   */
-  protected run (text: string, values: unknown[]): Promise<{ rows: any[] }> {
-    if (!this.options.preparedStatements) return this.pool.query(text, values)
-    let name = this.#names.get(text)
-    if (name === undefined) {
-      name = `rjwt_${createHash('sha256').update(text).digest('base64url').slice(0, 22)}`
-      this.#names.set(text, name)
-    }
-    return (this.pool as unknown as NamedQueryable).query({ name, text, values })
-  }
-
-  /** Both stores on one pool and one set of tables. */
-  protected sharesTablesWith (other: PostgresStore): boolean {
-    return other.uses(this.pool, this.options.tablePrefix)
-  }
-
-  /** This store queries `pool` and the tables of `tablePrefix` (default `'rjwt_'`). */
-  uses (pool: PostgresQueryable, tablePrefix = DEFAULT_POSTGRES_TABLE_PREFIX): boolean {
-    return pool === this.pool && tablePrefix === this.options.tablePrefix
-  }
-
-  protected abstract schema (): string
-  /** The tables the store's statements name. */
-  protected abstract tables (): string[]
-  /** Delete expired rows now, in bounded batches; returns how many. */
-  abstract sweep (): Promise<number>
-
-  /**
-   * Create the tables and indexes when missing (unless `createTables: false`), under an
-   * advisory lock so that instances booting together do not race; then start the sweeper.
-   */
-  async init (): Promise<void> {
-    let missing: string[]
-    try {
-      if (this.options.createTables) {
-        await createSchema(this.pool, this.options.tablePrefix, this.schema())
-        missing = []
-      } else {
-        const { rows } = await this.pool.query('SELECT name FROM unnest($1::text[]) AS name WHERE to_regclass(name) IS NULL', [this.tables()])
-        missing = rows.map(row => row.name as string)
-      }
-    } catch (err) {
-      throw new Error(`${this.#name}: cannot prepare its tables: ${(err as Error).message}`, { cause: err })
-    }
-    if (missing.length > 0) {
-      throw new Error(`${this.#name}: missing tables ${missing.join(', ')}: run postgresSchema() from your migrations, or leave createTables on`)
-    }
-    this.#stopSweeper ??= startSweeper(this.options.sweepInterval, () => this.sweep())
-  }
-
-  /** Stop the sweeper. Does not end the pool: the store did not create it. */
-  async close (): Promise<void> {
-    this.#stopSweeper?.()
-    this.#stopSweeper = null
-  }
-}
-
-/**
- * Revocation store in PostgreSQL. Revoked token and session ids live in
- * `<prefix>revoked` until the tokens they revoke would expire; versions in
- * `<prefix>token_versions`. `check()` is one `SELECT` of three index lookups.
- */
-export class PostgresRevocationStore extends PostgresStore implements RevocationStore {
-  readonly #sql: { check: string, revoke: string, get: string, bump: string, table: string }
-
-  constructor (options: PostgresStoreOptions) {
-    super(options, 'PostgresRevocationStore')
-    const { revoked, versions } = tableNames(this.options.tablePrefix)
-    this.#sql = {
-      table: revoked,
-      // A null id compares as unknown: EXISTS is then false, as the interface asks.
-      check: `SELECT
-  EXISTS (SELECT 1 FROM ${revoked} WHERE user_id = $1 AND kind = 't' AND id = $2 AND expires_at > $4) AS token,
-  EXISTS (SELECT 1 FROM ${revoked} WHERE user_id = $1 AND kind = 's' AND id = $3 AND expires_at > $4) AS session,
-  COALESCE((SELECT version FROM ${versions} WHERE user_id = $1), 0) AS version`,
-      revoke: `INSERT INTO ${revoked} (user_id, kind, id, expires_at) VALUES ($1, $2, $3, $4)
-ON CONFLICT (user_id, kind, id) DO UPDATE SET expires_at = GREATEST(${revoked}.expires_at, EXCLUDED.expires_at)`,
-      get: `SELECT version FROM ${versions} WHERE user_id = $1`,
-      bump: `INSERT INTO ${versions} (user_id, version) VALUES ($1, 1)
-ON CONFLICT (user_id) DO UPDATE SET version = ${versions}.version + 1 RETURNING version`
-    }
-  }
-
-  protected schema (): string {
-    return postgresRevocationSchema(this.options.tablePrefix)
-  }
-
-  protected tables (): string[] {
-    return [this.tableNames.revoked, this.tableNames.versions]
-  }
-
-  async check (userId: string, tokenId: string | null, sessionId: string | null): Promise<RevocationState> {
-    const { rows } = await this.run(this.#sql.check, [userId, tokenId, sessionId, this.options.now()])
-    const row = rows[0]
-    return { tokenRevoked: row.token === true, sessionRevoked: row.session === true, version: Number(row.version) }
-  }
-
-  async #revoke (kind: 't' | 's', userId: string, id: string, expiresAt: number): Promise<void> {
-    // Nothing to keep: the token it would revoke has expired already.
-    if (!(expiresAt > this.options.now())) return
-    await this.run(this.#sql.revoke, [userId, kind, id, Math.ceil(expiresAt)])
-  }
-
-  revokeToken (userId: string, tokenId: string, expiresAt: number): Promise<void> {
-    return this.#revoke('t', userId, tokenId, expiresAt)
-  }
-
-  revokeSession (userId: string, sessionId: string, expiresAt: number): Promise<void> {
-    return this.#revoke('s', userId, sessionId, expiresAt)
-  }
-
-  async getTokenVersion (userId: string): Promise<number> {
-    const { rows } = await this.run(this.#sql.get, [userId])
-    return rows.length === 0 ? 0 : Number(rows[0].version)
-  }
-
-  async bumpTokenVersion (userId: string): Promise<number> {
-    const { rows } = await this.run(this.#sql.bump, [userId])
-    return Number(rows[0].version)
-  }
-
-  async sweep (): Promise<number> {
-    return await sweepTable(this.pool, this.#sql.table, this.options.now(), this.options.sweepBatchSize)
-  }
-}
 
 /** Options of the PostgreSQL refresh-token store. */
 export interface PostgresRefreshTokenStoreOptions extends PostgresStoreOptions {
