@@ -1,4 +1,4 @@
-// The example server's whole HTTP contract (example.test.ts) with DATABASE_URL: every
+// The example server's whole HTTP contract (example.test.ts, pages.test.ts) with DATABASE_URL: every
 // store in a private PostgreSQL, each app in a database of its own, so that the
 // contract's fixed email addresses never meet. Then what only PostgreSQL can show.
 import t from 'tap'
@@ -69,4 +69,7 @@ t.test('the example contract on PostgreSQL', async () => {
   setStoreEnv(async () => ({ DATABASE_URL: await freshDatabase() }))
   t.teardown(() => setStoreEnv(async () => ({})))
   await import('./example.test.js')
+  // The server-rendered pages too: ten concurrent silent refreshes of one cookie, twenty
+  // rounds, race the rotation statement through the app (no fork, no reuse alarm).
+  await import('./pages.test.js')
 })
