@@ -2,7 +2,7 @@
 // line each, before 2,000 lines of test output can bury it. A missing requirement
 // stops the run here (exit 1); an optional one that is absent says which tests it
 // skips. Runs on plain Node, before the build, so it imports nothing.
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs'
+import { accessSync, constants, existsSync, readFileSync, readdirSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 
 // package.json's engines field, ">=20.19.0", is the one place the minimum is written.
@@ -38,6 +38,29 @@ if (!existsSync(new URL('../node_modules/.bin/tap', import.meta.url))) {
 const redis = ['redis-server', 'redis-cli'].filter(command => !onPath(command))
 if (redis.length > 0) {
   failures.push(`${redis.join(' and ')} not on PATH: the Redis tests start private servers (apt-get install redis-server)`)
+}
+
+// The same places as findBinDir in test/postgres-server.ts: PG_BIN, PATH, then Debian's
+// /usr/lib/postgresql/<major>/bin, which is not on PATH.
+function hasPostgres () {
+  const dirs = process.env.PG_BIN ? [process.env.PG_BIN] : (process.env.PATH ?? '').split(delimiter).filter(Boolean)
+  if (!process.env.PG_BIN) {
+    try {
+      for (const major of readdirSync('/usr/lib/postgresql')) dirs.push(join('/usr/lib/postgresql', major, 'bin'))
+    } catch {}
+  }
+  return dirs.some(dir => ['initdb', 'postgres'].every(command => {
+    try {
+      accessSync(join(dir, command), constants.X_OK)
+      return true
+    } catch {
+      return false
+    }
+  }))
+}
+
+if (!hasPostgres()) {
+  failures.push(`the PostgreSQL server binaries (initdb, postgres) were not found${process.env.PG_BIN ? ` in PG_BIN=${process.env.PG_BIN}` : ''}: the PostgreSQL tests start private servers (apt-get install postgresql, or set PG_BIN)`)
 }
 
 if (!existsSync(CHROMIUM_PATH)) {

@@ -52,10 +52,12 @@ export type FromServer = { type: 'listening', port: number } | { type: 'rss', rs
 
 /** Environment the orchestrator passes to a server process. */
 export interface ServerEnv {
-  /** `memory` or `redis` for the servers that can use either. */
+  /** `memory`, `redis` or `postgres` for the servers that can use them. */
   BENCH_STORE?: string
   /** URL of the bench's private redis-server. */
   BENCH_REDIS_URL?: string
+  /** URL of a fresh database on the bench's private PostgreSQL (rows with `BENCH_STORE=postgres`). */
+  BENCH_DATABASE_URL?: string
 }
 
 /** The bench's private Redis URL, or an error naming what is missing. */

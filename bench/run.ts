@@ -5,7 +5,7 @@
 //
 //   npm run bench                                  full run (BENCH_DURATION s per row, default 5)
 //   npm run bench -- --rounds 5 --duration 4       median of 5 rounds, order reversed every other round
-//   npm run bench -- --only redis --profile        rows whose name matches, servers run with --cpu-prof
+//   npm run bench -- --only redis --profile        rows whose name matches (a comma list: any of them), servers run with --cpu-prof
 //   npm run bench -- --compare HEAD~1              adds the package's rows served by lib/ as it was at a git ref
 //   BENCH_DURATION=1 npm run bench -- --smoke      every server briefly; exit 0 iff all answered 2xx
 //   npm run bench -- memory                        the memory store's bytes per revoked jti (bench/memory.ts)
@@ -20,6 +20,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { parseArgs, promisify } from 'node:util'
 import autocannon from 'autocannon'
 import { RedisServer, rawCommand } from '../test/redis-server.js'
+import { PostgresServer } from '../test/postgres-server.js'
 import { jwkThumbprint, publicJwkOf, publicJwks } from '../lib/domain/keys.js'
 import { makeTokens, type BenchKeyPair, type BenchToken, type FromServer, type ToServer } from './common.js'
 
@@ -215,6 +216,7 @@ function verifyRows (group: Group, load: (kind: 'hs' | 'ed') => () => Promise<Lo
     { id: `redis-app-${s}`, group, label: 'this package, Redis, the app\'s auto-pipelined client', server: 'revocable', env: { BENCH_STORE: 'redis-app' }, load: hs },
     { id: `near-${s}`, group, label: 'this package, Redis + near cache (`nearCache: true`)', server: 'revocable', env: { BENCH_STORE: 'redis-near' }, load: hs },
     { id: `memory-${s}`, group, label: 'this package, memory stores', server: 'revocable', env: { BENCH_STORE: 'memory' }, load: hs },
+    { id: `postgres-${s}`, group, label: 'this package, PostgreSQL stores on the app\'s `pg` pool', server: 'revocable', env: { BENCH_STORE: 'postgres' }, load: hs },
     { id: `auth-ed-${s}`, group, label: 'this package, Redis, EdDSA (an auth service)', server: 'revocable', env: { BENCH_STORE: 'redis', ...ED }, load: load('ed') },
     { id: `api-ed-${s}`, group, label: 'this package, resource server: JWKS + Redis, EdDSA', server: 'resource', load: load('ed') }
   ]
@@ -226,9 +228,11 @@ const ROWS: Row[] = [
   { id: 'redis-n-cache', group: MANY, label: `this package, Redis, \`verifyCacheSize: ${SIZED_VERIFY_CACHE}\` (too small)`, server: 'revocable', env: { BENCH_STORE: 'redis', BENCH_VERIFY_CACHE: String(SIZED_VERIFY_CACHE) }, load: bearerRoundRobin('hs') },
   { id: 'sign-set', group: 'login', label: 'by hand: @fastify/jwt sign + 32-byte refresh + SHA-256 + `SET EX`', server: 'sign-set', load: loginRoundRobin },
   { id: 'login-redis', group: 'login', label: '**this package, `reply.issueTokens`, Redis (`redis: url`)**', server: 'revocable', env: { BENCH_STORE: 'redis' }, load: loginRoundRobin },
+  { id: 'login-postgres', group: 'login', label: 'this package, `reply.issueTokens`, PostgreSQL', server: 'revocable', env: { BENCH_STORE: 'postgres' }, load: loginRoundRobin },
   { id: 'login-memory', group: 'login', label: 'this package, `reply.issueTokens`, memory', server: 'revocable', env: { BENCH_STORE: 'memory' }, load: loginRoundRobin },
   { id: 'rotate-by-hand', group: 'refresh', label: 'by hand: @fastify/jwt sign + one Redis transaction (`GETDEL` + `SET EX`)', server: 'rotate-by-hand', load: refreshChains },
   { id: 'refresh-redis', group: 'refresh', label: '**this package, `POST /auth/refresh`, Redis (`redis: url`)**', server: 'revocable', env: { BENCH_STORE: 'redis' }, load: refreshChains },
+  { id: 'refresh-postgres', group: 'refresh', label: 'this package, `POST /auth/refresh`, PostgreSQL', server: 'revocable', env: { BENCH_STORE: 'postgres' }, load: refreshChains },
   { id: 'refresh-memory', group: 'refresh', label: 'this package, `POST /auth/refresh`, memory', server: 'revocable', env: { BENCH_STORE: 'memory' }, load: refreshChains }
 ]
 
@@ -265,7 +269,7 @@ async function serveJwks (): Promise<() => Promise<void>> {
   return async () => { await new Promise(resolve => server.close(resolve)) }
 }
 
-async function startServer (row: Row, redisUrl: string): Promise<RunningServer> {
+async function startServer (row: Row, redisUrl: string, storeEnv: Record<string, string>): Promise<RunningServer> {
   const execArgv = ['--import', 'tsx']
   if (flags.profile === true) {
     // One directory per row: tsx's loader thread writes a profile of its own next to the main thread's.
@@ -273,7 +277,7 @@ async function startServer (row: Row, redisUrl: string): Promise<RunningServer> 
   }
   const child = fork(join(here, 'servers', `${row.server}.ts`), [], {
     execArgv,
-    env: { ...process.env, ...row.env, BENCH_REDIS_URL: redisUrl, BENCH_JWKS_URL: jwksUrl, BENCH_LIB: pathToFileURL(join(row.lib ?? BUILD_DIR, 'lib')).href + '/', NODE_ENV: 'production' },
+    env: { ...process.env, ...row.env, ...storeEnv, BENCH_REDIS_URL: redisUrl, BENCH_JWKS_URL: jwksUrl, BENCH_LIB: pathToFileURL(join(row.lib ?? BUILD_DIR, 'lib')).href + '/', NODE_ENV: 'production' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
   const exited = new Promise<void>(resolve => child.once('exit', () => resolve()))
@@ -317,12 +321,15 @@ function cannon (url: string, plan: LoadPlan, seconds: number): Promise<autocann
   return autocannon({ url, connections, pipelining: 1, duration: seconds, ...plan.options })
 }
 
-async function measure (row: Row, redis: RedisServer): Promise<Measurement> {
-  // Every Redis row starts from an empty database.
+let databases = 0
+
+async function measure (row: Row, redis: RedisServer, postgres: PostgresServer | null): Promise<Measurement> {
+  // Every Redis row starts from an empty database, and every PostgreSQL row from a new one.
   await rawCommand(redis.port, 'FLUSHALL')
   let server: RunningServer | undefined
   try {
-    server = await startServer(row, redis.url)
+    const storeEnv: Record<string, string> = postgres === null ? {} : { BENCH_DATABASE_URL: await postgres.createDatabase(`bench_${++databases}`) }
+    server = await startServer(row, redis.url, storeEnv)
     const plan = await row.load(server.url)
     if (warmup > 0) await cannon(server.url, plan, warmup)
     const result = await cannon(server.url, plan, duration)
@@ -498,7 +505,9 @@ async function main (): Promise<number> {
   if (positionals.length > 0) throw new TypeError(`unknown command ${positionals[0]}: the only one is "memory"`)
 
   const only = flags.only
-  let rows = only === undefined ? ROWS : ROWS.filter(row => row.id.includes(only) || row.server.includes(only))
+  // A comma list keeps the rows that match any of its names.
+  const wanted = only?.split(',').filter(name => name !== '')
+  let rows = wanted === undefined ? ROWS : ROWS.filter(row => wanted.some(name => row.id.includes(name) || row.server.includes(name)))
   await mkdir(RESULTS_DIR, { recursive: true })
   await build()
   if (flags.compare !== undefined) {
@@ -508,6 +517,8 @@ async function main (): Promise<number> {
   }
 
   const redis = await RedisServer.start()
+  // A private PostgreSQL (as the tests start one: fsync off) only when a row needs it.
+  const postgres = rows.some(row => row.env?.BENCH_STORE === 'postgres') ? await PostgresServer.start({ settings: { max_connections: 200 } }) : null
   const stopJwks = await serveJwks()
   const runs: Runs = new Map()
   try {
@@ -515,13 +526,14 @@ async function main (): Promise<number> {
       // Reversing the order every other round spreads any drift of the machine over all rows.
       const order = round % 2 === 0 ? rows : [...rows].reverse()
       for (const row of order) {
-        const m = await measure(row, redis)
+        const m = await measure(row, redis, row.env?.BENCH_STORE === 'postgres' ? postgres : null)
         process.stderr.write(`round ${round + 1}/${rounds} ${row.id.padEnd(15)} ${fmt(m.reqPerSec).padStart(8)} req/s  p99 ${m.p99} ms${isResult(m) ? '' : '  ⚠ flagged'}\n`)
         runs.set(row.id, [...(runs.get(row.id) ?? []), m])
       }
     }
   } finally {
     await redis.close()
+    await postgres?.close()
     await stopJwks()
   }
 

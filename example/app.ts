@@ -57,6 +57,8 @@ export interface ExampleEnv {
   /** With REDIS_URL: answer revocation checks from memory, invalidated by Redis (the near cache). */
   REDIS_NEAR_CACHE?: string
   MONGODB_URL?: string
+  /** A PostgreSQL URL: without REDIS_URL, revocation, refresh tokens, users and the login limiter in PostgreSQL. */
+  DATABASE_URL?: string
   /** Behind a reverse proxy: `true`, a hop count, or a comma list of proxy addresses (Fastify's trustProxy). */
   TRUST_PROXY?: string
   /** Comma list of extra origins allowed to call refresh/logout (e.g. the public https origin). */
@@ -220,7 +222,7 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
   const refreshReuseGrace = `${parseDuration(env.REFRESH_REUSE_GRACE ?? '10s', 'REFRESH_REUSE_GRACE') / 1000}`
   const cookieSecure = parseBoolean(env.COOKIE_SECURE, 'COOKIE_SECURE', true)
 
-  const stores = await selectStores(app, env)
+  const stores = await selectStores(app, env, now)
   const users = options.users ?? stores.users ?? new MemoryUserRegistry()
   const limiter = options.loginLimiter ?? stores.loginLimiter ?? new MemoryLoginLimiter(LOGIN_FAILURE_WINDOW_MS, now)
   const throttle = new LoginThrottle(limiter, { perClient: LOGIN_MAX_FAILURES, perAccount: LOGIN_MAX_ACCOUNT_FAILURES, knownClientMs: KNOWN_CLIENT_MS })

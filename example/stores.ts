@@ -16,15 +16,23 @@ export interface SelectedStores {
 /**
  * Memory by default (one process). With REDIS_URL: revocation, refresh tokens, users
  * and the login limiter in Redis, so several instances behave as one service. With
- * MONGODB_URL as well: refresh tokens in MongoDB instead.
+ * DATABASE_URL (a PostgreSQL URL) and no REDIS_URL: all of them in PostgreSQL instead.
+ * With MONGODB_URL as well: refresh tokens in MongoDB instead.
  */
-export async function selectStores (app: FastifyInstance, env: ExampleEnv): Promise<SelectedStores> {
+export async function selectStores (app: FastifyInstance, env: ExampleEnv, now: () => number = Date.now): Promise<SelectedStores> {
   // --- redis: wired by the Redis adapter ---
   if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
     // Loaded only when used: without REDIS_URL the example never loads a Redis client.
     const { selectRedisStores } = await import('./redis.js')
     const selected = await selectRedisStores(app, env.REDIS_URL, /^(true|1|yes)$/i.test(env.REDIS_NEAR_CACHE ?? ''))
     // Revocation stays in Redis; with MONGODB_URL as well, refresh tokens move to MongoDB.
+    return env.MONGODB_URL !== undefined && env.MONGODB_URL !== '' ? await withMongoRefreshTokens(env.MONGODB_URL, selected) : selected
+  }
+  // --- postgres: wired by the PostgreSQL adapter ---
+  if (env.DATABASE_URL !== undefined && env.DATABASE_URL !== '') {
+    // Loaded only when used: without DATABASE_URL the example never loads pg.
+    const { selectPostgresStores } = await import('./postgres.js')
+    const selected = await selectPostgresStores(app, env.DATABASE_URL, now)
     return env.MONGODB_URL !== undefined && env.MONGODB_URL !== '' ? await withMongoRefreshTokens(env.MONGODB_URL, selected) : selected
   }
   // --- mongodb: wired by the MongoDB adapter ---

@@ -28,6 +28,7 @@ export {
 export type { PageCookieOptions } from './plugins/cookie-session-options.js'
 export { RefreshCookie, type RefreshCookieOptions } from './plugins/refresh-cookie.js'
 export type { RevocableJwtRedisOptions, NearCacheOptions } from './plugins/redis-options.js'
+export type { RevocableJwtPostgresOptions } from './plugins/postgres-option.js'
 export { MemoryRevocationStore, MemoryRefreshTokenStore, type MemoryStoreOptions } from './stores/memory.js'
 export type {
   CreateSessionInput,

@@ -1,6 +1,6 @@
 import { createSigner } from 'fast-jwt'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
-import { build as buildExample, type BuildOptions } from '../example/app.js'
+import { build as buildExample, type BuildOptions, type ExampleEnv } from '../example/app.js'
 
 /** A fixed test secret (32+ bytes). */
 export const TEST_SECRET = 'test-secret-that-is-at-least-32-bytes-long!'
@@ -12,11 +12,21 @@ export class TestClock {
   advance (ms: number): void { this.current += ms }
 }
 
+let storeEnv: () => Promise<ExampleEnv> = async () => ({})
+
+/**
+ * Give every app that `build()` makes more environment, under the test's own: a test
+ * file that runs the example's contract on a real store server names it here.
+ */
+export function setStoreEnv (env: () => Promise<ExampleEnv>): void {
+  storeEnv = env
+}
+
 /** The example app, unstarted, with a fixed secret and plain-http-friendly defaults. */
 export async function build (opts: BuildOptions = {}): Promise<FastifyInstance> {
   const app = await buildExample({
     ...opts,
-    env: { JWT_SECRET: TEST_SECRET, ...opts.env }
+    env: { JWT_SECRET: TEST_SECRET, ...await storeEnv(), ...opts.env }
   })
   await app.ready()
   return app

@@ -64,7 +64,7 @@ t.test('the JWKS route publishes public members only, and 404 with an HMAC secre
 for (const [name, options, message] of [
   ['a private key', { keys: [{ secret: pair.privateKey, publicKey: pair.publicKey }], algorithm: 'ES256', revocation: false }, 'revocableJwtResourceServer verifies only: give keys with their publicKey and no secret (the private key stays with the auth service)'],
   ['no keys at all', { revocation: false }, 'revocableJwtResourceServer needs the auth service\'s public keys: jwksUrl (its JWKS) or keys ({ kid, publicKey })'],
-  ['no shared store', { jwksUrl: 'https://auth.example/.well-known/jwks.json' }, 'revocableJwtResourceServer checks revocation in the auth service\'s store: give redis (or revocationStore) pointing at it, or revocation: false to honour tokens until they expire'],
+  ['no shared store', { jwksUrl: 'https://auth.example/.well-known/jwks.json' }, 'revocableJwtResourceServer checks revocation in the auth service\'s store: give redis (or postgres, or revocationStore) pointing at it, or revocation: false to honour tokens until they expire'],
   ['an HMAC algorithm with a JWKS', { jwksUrl: 'https://auth.example/.well-known/jwks.json', algorithm: 'HS256', revocation: false }, 'algorithm HS256 shares its secret: a JWKS publishes public keys only, give an asymmetric algorithm with jwksUrl'],
   ['a JWKS URL of another scheme', { jwksUrl: 'ftp://auth.example/jwks', revocation: false }, 'jwksUrl must be an http(s) URL, got "ftp://auth.example/jwks"'],
   ['a secret', { secret: TEST_SECRET, revocation: false }, /^revocableJwtResourceServer: unknown option "secret"/]

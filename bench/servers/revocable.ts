@@ -2,6 +2,7 @@
 //   BENCH_STORE  memory | redis (the `redis: url` option: what users get by default)
 //                | redis-app (the app's own @fastify/redis client, auto-pipelining: tuned)
 //                | redis-near (`redis: { url, nearCache: true }`)
+//                | postgres (both PostgreSQL stores on one `pg` pool, BENCH_DATABASE_URL)
 //   BENCH_ALG    HS256 (default) | EdDSA (BENCH_PRIVATE_KEY, BENCH_PUBLIC_KEY)
 import Fastify from 'fastify'
 import { BENCH_SECRET, loginSchema, redisUrl, serveFastify } from '../common.js'
@@ -13,6 +14,7 @@ const { default: revocableJwt } = await import(`${lib}index.js`) as typeof impor
 
 const store = process.env.BENCH_STORE ?? 'memory'
 const app = Fastify({ logger: false })
+/** The store options: `redis`, or stores given explicitly. */
 let redis: Record<string, unknown> | undefined
 if (store === 'redis') {
   redis = { redis: { url: redisUrl(), keyPrefix: 'bench:' } }
@@ -22,8 +24,18 @@ if (store === 'redis') {
   const { default: fastifyRedis } = await import('@fastify/redis')
   await app.register(fastifyRedis, { url: redisUrl(), enableAutoPipelining: true })
   redis = { redis: { keyPrefix: 'bench:' } }
+} else if (store === 'postgres') {
+  const { default: pg } = await import('pg')
+  const { PostgresRevocationStore, PostgresRefreshTokenStore } = await import(`${lib}stores/postgres.js`) as typeof import('../../lib/stores/postgres.js')
+  // pg's default pool of 10 connections: more only adds server processes contending for the same cores.
+  const pool = new pg.Pool({ connectionString: process.env.BENCH_DATABASE_URL })
+  app.addHook('onClose', async () => { await pool.end() })
+  const revocationStore = new PostgresRevocationStore({ pool })
+  const refreshTokenStore = new PostgresRefreshTokenStore({ pool, tokenVersionsOf: revocationStore })
+  app.addHook('onClose', async () => { await Promise.all([revocationStore.close(), refreshTokenStore.close()]) })
+  redis = { revocationStore, refreshTokenStore }
 } else if (store !== 'memory') {
-  throw new TypeError(`BENCH_STORE must be memory, redis, redis-app or redis-near, got ${store}`)
+  throw new TypeError(`BENCH_STORE must be memory, redis, redis-app, redis-near or postgres, got ${store}`)
 }
 const keys = process.env.BENCH_ALG === 'EdDSA'
   ? { algorithm: 'EdDSA' as const, keys: [{ secret: process.env.BENCH_PRIVATE_KEY as string, publicKey: process.env.BENCH_PUBLIC_KEY as string }], refreshTokenSecret: BENCH_SECRET }

@@ -110,9 +110,13 @@ export class Sessions {
     return { userId, sessionId, version: fromStore ? this.#checkedVersion(created.version) : tokenVersion, refreshToken }
   }
 
-  /** The versions are the package's own (not the app's hooks) and the refresh store reads them. */
+  /**
+   * The versions are the package's own (not the app's hooks) and the refresh store reads
+   * them: those of this revocation store, when it names the one it reads.
+   */
   get #storeReadsVersions (): boolean {
-    return this.store.readsTokenVersions === true && !this.#revocation.versionsFromApp
+    const of = this.store.tokenVersionsOf
+    return this.store.readsTokenVersions === true && !this.#revocation.versionsFromApp && (of === undefined || of === this.#revocation.store)
   }
 
   #checkedVersion (version: number | undefined): number {

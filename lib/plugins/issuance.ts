@@ -21,6 +21,7 @@ import { AUTHENTICATE_PLUGIN_NAME } from './authenticate.js'
 import { isProvided, provide } from './namespace.js'
 import { resolveRedisOptions } from './redis-client.js'
 import type { RevocableJwtRedisOptions } from './redis-options.js'
+import { resolvePostgresOptions, type RevocableJwtPostgresOptions } from './postgres-option.js'
 import { RefreshCookie, checkPrefix, resolveRefreshCookieOptions, type RefreshCookieOptions } from './refresh-cookie.js'
 import { defaultStore, manageStore } from './stores.js'
 
@@ -32,7 +33,7 @@ const MAX_HEADER_FIELD = 256
 export interface IssuanceOptions {
   /**
    * Where sessions and their hashed refresh tokens live.
-   * @default a Redis store when `redis` is set, else a new memory store (single process only)
+   * @default a Redis store when `redis` is set, a PostgreSQL one when `postgres` is, else a new memory store (single process only)
    */
   refreshTokenStore?: RefreshTokenStore
   /**
@@ -41,6 +42,12 @@ export interface IssuanceOptions {
    * @default undefined (memory)
    */
   redis?: string | RevocableJwtRedisOptions | undefined
+  /**
+   * Keep sessions in PostgreSQL, shared by every instance: `{ pool, tablePrefix,
+   * createTables, sweepInterval }` with the app's `pg` Pool.
+   * @default undefined (memory)
+   */
+  postgres?: RevocableJwtPostgresOptions
   /**
    * Lifetime of a refresh token; each rotation mints a child with a full lifetime (the session slides).
    * @default '7d'
@@ -87,7 +94,7 @@ export interface IssuanceOptions {
   now?: () => number
 }
 
-export const ISSUANCE_OPTION_NAMES = ['refreshTokenStore', 'redis', 'refreshTokenTtl', 'refreshReuseGrace', 'refreshTokenSecret', 'maxSessions', 'accessTokenClaims', 'cookie', 'prefix', 'now'] as const
+export const ISSUANCE_OPTION_NAMES = ['refreshTokenStore', 'redis', 'postgres', 'refreshTokenTtl', 'refreshReuseGrace', 'refreshTokenSecret', 'maxSessions', 'accessTokenClaims', 'cookie', 'prefix', 'now'] as const
 
 /** Who is asking, as recorded on the session (bounded: the values come from the client). */
 export function clientInfo (request: FastifyRequest): ClientInfo {
@@ -140,6 +147,7 @@ const fastifyRevocableJwtIssuance: FastifyPluginAsync<IssuanceOptions> = async f
   if (!fastify.hasPlugin('@fastify/cookie')) await fastify.register(fastifyCookie)
   const { store, owned } = await defaultStore<RefreshTokenStore>(fastify, opts.refreshTokenStore, {
     redis: resolveRedisOptions(opts.redis),
+    postgres: resolvePostgresOptions(opts.postgres, opts.redis),
     storeTimeoutMs: revocation.storeTimeoutMs,
     now
   }, 'refresh-token', revocation.store)

@@ -11,8 +11,8 @@ export const RESOURCE_SERVER_PLUGIN_NAME = 'fastify-revocable-jwt-resource-serve
 export interface ResourceServerOptions extends Omit<AccessTokenOptions, 'secret' | 'accessTokenTtl' | 'jwksRoute'>, TokenVersionsOptions {
   /**
    * Set to `false` to run without the auth service's revocation store: tokens are then
-   * honoured until they expire, whatever was revoked. Otherwise give `redis` (or another
-   * `revocationStore`) pointing at the store the auth service writes.
+   * honoured until they expire, whatever was revoked. Otherwise give `redis` or `postgres`
+   * (or another `revocationStore`) pointing at the store the auth service writes.
    * @default true
    */
   revocation?: boolean
@@ -32,9 +32,9 @@ const fastifyRevocableJwtResourceServer: FastifyPluginAsync<ResourceServerOption
   const revocation = opts.revocation ?? true
   if (typeof revocation !== 'boolean') throw new TypeError('revocation must be a boolean')
   if (revocation) {
-    if (opts.redis === undefined && opts.revocationStore === undefined) {
+    if (opts.redis === undefined && opts.postgres === undefined && opts.revocationStore === undefined) {
       // A store of its own would never see what the auth service revokes.
-      throw new TypeError('revocableJwtResourceServer checks revocation in the auth service\'s store: give redis (or revocationStore) pointing at it, or revocation: false to honour tokens until they expire')
+      throw new TypeError('revocableJwtResourceServer checks revocation in the auth service\'s store: give redis (or postgres, or revocationStore) pointing at it, or revocation: false to honour tokens until they expire')
     }
     await fastify.register(revocableJwtTokenVersions, pick(opts, TOKEN_VERSIONS_OPTION_NAMES))
     await fastify.register(revocableJwtRevocation, {})

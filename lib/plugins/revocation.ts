@@ -9,6 +9,7 @@ import type { ForeignTokenClaims } from '../types.js'
 import { isProvided, provide, useNamespace } from './namespace.js'
 import { resolveRedisOptions } from './redis-client.js'
 import type { RevocableJwtRedisOptions } from './redis-options.js'
+import { resolvePostgresOptions, type RevocableJwtPostgresOptions } from './postgres-option.js'
 import { defaultStore, manageStore } from './stores.js'
 
 export const REVOCATION_PLUGIN_NAME = 'fastify-revocable-jwt-revocation'
@@ -18,7 +19,7 @@ export const TOKEN_VERSIONS_PLUGIN_NAME = 'fastify-revocable-jwt-token-versions'
 export interface RevocationStoreOptions {
   /**
    * Where revoked token ids, revoked sessions and token versions live.
-   * @default a Redis store when `redis` is set, else a new memory store (single process only)
+   * @default a Redis store when `redis` is set, a PostgreSQL one when `postgres` is, else a new memory store (single process only)
    */
   revocationStore?: RevocationStore
   /**
@@ -27,6 +28,12 @@ export interface RevocationStoreOptions {
    * @default undefined (memory)
    */
   redis?: string | RevocableJwtRedisOptions | undefined
+  /**
+   * Keep revocation in PostgreSQL, shared by every instance: `{ pool, tablePrefix,
+   * createTables, sweepInterval }` with the app's `pg` Pool.
+   * @default undefined (memory)
+   */
+  postgres?: RevocableJwtPostgresOptions
   /**
    * Give up on a store call after this long and answer `503 AUTH_STORE_UNAVAILABLE`.
    * @default '2s'
@@ -64,7 +71,7 @@ export interface TokenVersionsOptions extends RevocationStoreOptions {
   bumpTokenVersion?: (userId: string) => number | Promise<number>
 }
 
-export const REVOCATION_STORE_OPTION_NAMES = ['revocationStore', 'redis', 'storeTimeout', 'tokenClaims', 'now'] as const
+export const REVOCATION_STORE_OPTION_NAMES = ['revocationStore', 'redis', 'postgres', 'storeTimeout', 'tokenClaims', 'now'] as const
 export const TOKEN_VERSIONS_OPTION_NAMES = [...REVOCATION_STORE_OPTION_NAMES, 'getTokenVersion', 'bumpTokenVersion'] as const
 
 const MAX_FOREIGN_ID_LENGTH = 256
@@ -95,7 +102,12 @@ async function useRevocation (fastify: FastifyInstance, opts: RevocationStoreOpt
   optionalFunction(opts.now, 'now')
   const storeTimeoutMs = durationOption(opts.storeTimeout, DEFAULT_STORE_TIMEOUT, 'storeTimeout', 1, 60_000)
   const now = opts.now ?? Date.now
-  const { store, owned } = await defaultStore<RevocationStore>(fastify, opts.revocationStore, { redis: resolveRedisOptions(opts.redis), storeTimeoutMs, now }, 'revocation')
+  const { store, owned } = await defaultStore<RevocationStore>(fastify, opts.revocationStore, {
+    redis: resolveRedisOptions(opts.redis),
+    postgres: resolvePostgresOptions(opts.postgres, opts.redis),
+    storeTimeoutMs,
+    now
+  }, 'revocation')
   manageStore(fastify, store, owned)
   const revocation = new Revocation({ store, storeTimeoutMs, events: namespace.events })
   const tokenClaims = opts.tokenClaims ?? defaultTokenClaims

@@ -135,6 +135,12 @@ export interface RefreshTokenStore {
    * the same atomic step as the write, one round trip instead of two.
    */
   readonly readsTokenVersions?: boolean
+  /**
+   * With `readsTokenVersions`: the revocation store whose versions this store reads. The
+   * versions are read in the store's own steps only when the app's revocation store is
+   * this one; paired with another, the domain reads them from that one instead.
+   */
+  readonly tokenVersionsOf?: RevocationStore
   /** Store a new session with its first token; evict the least recently used sessions beyond `maxSessions`. A session id already stored is refused. */
   create (input: CreateSessionInput): Promise<CreateSessionResult>
   /** Read what is stored about a presented token, changing nothing. */

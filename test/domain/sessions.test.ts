@@ -6,12 +6,13 @@ import { Revocation } from '../../lib/domain/revocation.js'
 import { Sessions } from '../../lib/domain/sessions.js'
 import { hashToken } from '../../lib/domain/refresh-tokens.js'
 import { MemoryRefreshTokenStore, MemoryRevocationStore } from '../../lib/stores/memory.js'
+import type { RefreshTokenStore, RevocationStore, RotateInput, RotationFacts } from '../../lib/stores/types.js'
 import { AuthStoreUnavailableError, RefreshTokenInvalidError, RefreshTokenReusedError } from '../../lib/errors.js'
 
 const CLIENT = { userAgent: 'test', ip: '127.0.0.1' }
 const GRACE = 10_000
 
-function setUp (options: { maxSessions?: number, versions?: { get: (u: string) => Promise<number>, bump: (u: string) => Promise<number> } } = {}) {
+function setUp (options: { maxSessions?: number, versions?: { get: (u: string) => Promise<number>, bump: (u: string) => Promise<number> }, store?: (revocationStore: RevocationStore, now: () => number) => RefreshTokenStore } = {}) {
   let now = 1_800_000_000_000
   const clock = { now: () => now, advance: (ms: number) => { now += ms } }
   const events = new AuthEvents((err) => { throw err })
@@ -20,7 +21,7 @@ function setUp (options: { maxSessions?: number, versions?: { get: (u: string) =
     events.on(event, (payload: unknown) => seen.push({ event, payload }))
   }
   const revocationStore = new MemoryRevocationStore({ now: clock.now })
-  const store = new MemoryRefreshTokenStore({ now: clock.now })
+  const store = options.store?.(revocationStore, clock.now) ?? new MemoryRefreshTokenStore({ now: clock.now })
   const revocation = new Revocation({ store: revocationStore, storeTimeoutMs: 1000, events })
   revocation.checkDenylist()
   revocation.checkVersions(options.versions)
@@ -210,4 +211,33 @@ t.test('a rotated token whose stored child another key derived is refused with a
   await t.rejects(sessions.refresh(started.refreshToken, CLIENT), RefreshTokenInvalidError)
   t.match(warnings, [/refreshTokenSecret/])
   t.equal((await sessions.list('ada')).length, 1)
+})
+
+/** A memory store that claims to read the versions of `of`, and reports `reported` as the current one. */
+function claimingVersions (of: RevocationStore, now: () => number, reported: number): RefreshTokenStore {
+  const store = new MemoryRefreshTokenStore({ now })
+  const rotate = store.rotate.bind(store)
+  return Object.assign(store, {
+    readsTokenVersions: true,
+    tokenVersionsOf: of,
+    rotate: async (input: RotateInput): Promise<RotationFacts | null> => {
+      const facts = await rotate(input)
+      return facts === null ? null : { ...facts, currentVersion: reported }
+    }
+  })
+}
+
+t.test('a refresh store reading the versions of another revocation store is not trusted with them', async (t) => {
+  const { sessions, revocation } = setUp({ store: (_revocationStore, now) => claimingVersions(new MemoryRevocationStore(), now, 0) })
+  const started = await sessions.start('ada', CLIENT)
+  await revocation.bumpVersion('ada')
+  await t.rejects(sessions.refresh(started.refreshToken, CLIENT), RefreshTokenInvalidError, 'the app\'s revocation store has the version: the session is stale')
+})
+
+t.test('a refresh store reading the versions of the app\'s revocation store answers them in its own step', async (t) => {
+  const { sessions, revocation } = setUp({ store: (revocationStore, now) => claimingVersions(revocationStore, now, 0) })
+  const started = await sessions.start('ada', CLIENT, 0)
+  await revocation.bumpVersion('ada')
+  const refreshed = await sessions.refresh(started.refreshToken, CLIENT)
+  t.equal(refreshed.version, 0, 'the version the store reported was used: no read of its own')
 })

@@ -166,6 +166,17 @@ expect(new RedisRevocationStore({ client: new Redis({ lazyConnect: true }) })).t
 expect(new RedisRefreshTokenStore({ client: new Redis({ lazyConnect: true }), keyPrefix: 'app:' })).type.toBeAssignableTo<RefreshTokenStore>()
 expect(new RedisRevocationStore({})).type.toRaiseError()
 expect(new MongoRefreshTokenStore({ client: new MongoClient('mongodb://127.0.0.1') })).type.toBeAssignableTo<RefreshTokenStore>()
+import pg from 'pg'
+import { PostgresRefreshTokenStore, PostgresRevocationStore, postgresSchema } from 'fastify-revocable-jwt/postgres'
+const pool = new pg.Pool()
+const pgRevocation = new PostgresRevocationStore({ pool })
+expect(pgRevocation).type.toBeAssignableTo<RevocationStore>()
+expect(new PostgresRefreshTokenStore({ pool, tokenVersionsOf: pgRevocation })).type.toBeAssignableTo<RefreshTokenStore>()
+expect(new PostgresRefreshTokenStore({ pool: { query: async (_text: string, _values?: unknown[]) => ({ rows: [] }) } })).type.toBeAssignableTo<RefreshTokenStore>()
+expect(new PostgresRefreshTokenStore({ pool, tokenVersionsOf: new MongoRefreshTokenStore({ url: 'mongodb://x' }) })).type.toRaiseError()
+expect(postgresSchema('app_')).type.toBe<string>()
+expect(app.register(revocableJwt, { secret: 'x'.repeat(32), postgres: { pool, tablePrefix: 'app_' } })).type.not.toRaiseError()
+expect(app.register(revocableJwt, { secret: 'x'.repeat(32), postgres: { tablePrefix: 'app_' } })).type.toRaiseError()
 
 // The contract suite for third-party adapters
 import { refreshTokenStoreContract, revocationStoreContract, realClock } from 'fastify-revocable-jwt/testing'
