@@ -216,10 +216,16 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
     app.log.warn('JWT_SECRET is not set: using a random secret for this process; tokens will not survive a restart or work on another instance')
   }
   const keyOptions = signingKeys(env, secret, app.log.warn.bind(app.log))
-  // Validate every duration here so that a bad value stops the boot with its variable's name.
-  const accessTokenTtl = `${parseDuration(env.ACCESS_TOKEN_TTL ?? '15m', 'ACCESS_TOKEN_TTL') / 1000}`
-  const refreshTokenTtl = `${parseDuration(env.REFRESH_TOKEN_TTL ?? '7d', 'REFRESH_TOKEN_TTL') / 1000}`
-  const refreshReuseGrace = `${parseDuration(env.REFRESH_REUSE_GRACE ?? '10s', 'REFRESH_REUSE_GRACE') / 1000}`
+  // A bad duration stops the boot with its variable's name: a malformed one here, one
+  // out of the package's range when the plugin is registered (below). Empty is unset.
+  const durationEnv = (name: 'ACCESS_TOKEN_TTL' | 'REFRESH_TOKEN_TTL' | 'REFRESH_REUSE_GRACE', fallback: string): string => {
+    const given = env[name] === undefined || env[name] === '' ? fallback : env[name] as string
+    parseDuration(given, name)
+    return given
+  }
+  const accessTokenTtl = durationEnv('ACCESS_TOKEN_TTL', '15m')
+  const refreshTokenTtl = durationEnv('REFRESH_TOKEN_TTL', '7d')
+  const refreshReuseGrace = durationEnv('REFRESH_REUSE_GRACE', '10s')
   const cookieSecure = parseBoolean(env.COOKIE_SECURE, 'COOKIE_SECURE', true)
 
   const stores = await selectStores(app, env, now)
@@ -227,20 +233,28 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
   const limiter = options.loginLimiter ?? stores.loginLimiter ?? new MemoryLoginLimiter(LOGIN_FAILURE_WINDOW_MS, now)
   const throttle = new LoginThrottle(limiter, { perClient: LOGIN_MAX_FAILURES, perAccount: LOGIN_MAX_ACCOUNT_FAILURES, knownClientMs: KNOWN_CLIENT_MS })
 
-  await app.register(revocableJwt, {
-    ...keyOptions,
-    // Resource servers fetch the public keys here (404 with HS256: nothing to publish).
-    jwksRoute: '/.well-known/jwks.json',
-    accessTokenTtl,
-    refreshTokenTtl,
-    refreshReuseGrace,
-    cookie: { secure: cookieSecure },
-    allowedOrigins: (env.ALLOWED_ORIGINS ?? '').split(',').map(o => o.trim()).filter(o => o !== ''),
-    prefix: '/auth',
-    now,
-    revocationStore: options.revocationStore ?? stores.revocationStore,
-    refreshTokenStore: options.refreshTokenStore ?? stores.refreshTokenStore
-  })
+  const durationVariables: Record<string, string> = { accessTokenTtl: 'ACCESS_TOKEN_TTL', refreshTokenTtl: 'REFRESH_TOKEN_TTL', refreshReuseGrace: 'REFRESH_REUSE_GRACE' }
+  try {
+    await app.register(revocableJwt, {
+      ...keyOptions,
+      // Resource servers fetch the public keys here (404 with HS256: nothing to publish).
+      jwksRoute: '/.well-known/jwks.json',
+      accessTokenTtl,
+      refreshTokenTtl,
+      refreshReuseGrace,
+      cookie: { secure: cookieSecure },
+      allowedOrigins: (env.ALLOWED_ORIGINS ?? '').split(',').map(o => o.trim()).filter(o => o !== ''),
+      prefix: '/auth',
+      now,
+      revocationStore: options.revocationStore ?? stores.revocationStore,
+      refreshTokenStore: options.refreshTokenStore ?? stores.refreshTokenStore
+    })
+  } catch (err) {
+    // The package names its option (refreshReuseGrace …); the operator set a variable.
+    const option = Object.keys(durationVariables).find(name => (err as Error).message?.startsWith(`${name} `))
+    if (option !== undefined) throw new RangeError(`${durationVariables[option]}: ${(err as Error).message}`, { cause: err })
+    throw err
+  }
 
   /**
    * A password check within the login limits (example/login-limiter.ts): 429 past

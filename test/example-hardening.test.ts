@@ -183,3 +183,19 @@ t.test('the /app login form shares the request limits with the JSON routes', asy
   t.ok(Number(limited.headers['retry-after']) >= 1, 'retry-after')
   t.equal((await app.inject({ method: 'POST', url: '/app/login', headers: FORM, payload: form('d'), remoteAddress: '10.6.0.2' })).statusCode, 401, 'another client may')
 })
+
+t.test('duration variables: empty is unset, a malformed or out-of-range value stops the boot naming the variable', async (t) => {
+  const app = await build({ env: { ACCESS_TOKEN_TTL: '', REFRESH_TOKEN_TTL: '', REFRESH_REUSE_GRACE: '' } })
+  t.teardown(() => app.close())
+  const { accessToken } = await registerAndLogin(app)
+  const claims = await app.revocableJwt.verifyAccessToken(accessToken)
+  t.equal(claims.exp - claims.iat, 900, 'the 15-minute default')
+  for (const [name, value, message] of [
+    ['ACCESS_TOKEN_TTL', 'soon', /^ACCESS_TOKEN_TTL must be a number of seconds/],
+    ['REFRESH_REUSE_GRACE', '2m', /^REFRESH_REUSE_GRACE: refreshReuseGrace must be at most/],
+    ['ACCESS_TOKEN_TTL', '2d', /^ACCESS_TOKEN_TTL: accessTokenTtl must be at most/],
+    ['REFRESH_TOKEN_TTL', '0', /^REFRESH_TOKEN_TTL: refreshTokenTtl /]
+  ] as const) {
+    await t.rejects(build({ env: { [name]: value } }), { message }, `${name}=${value}`)
+  }
+})

@@ -32,7 +32,7 @@ export interface AccessTokenOptions {
    * HMAC secret (string or Buffer of at least 32 bytes) for HS* algorithms, or
    * `{ private, public }` PEM keys for RS/PS/ES/EdDSA. Give `keys` instead to rotate keys by `kid`.
    */
-  secret?: KeyMaterial | { private: KeyMaterial, public: KeyMaterial }
+  secret?: KeyMaterial | { private: KeyMaterial, public: KeyMaterial } | undefined
   /**
    * Keys selected by the `kid` header: the first one with a `secret` signs, all of them
    * verify. Mutually exclusive with `secret`.

@@ -65,7 +65,7 @@ export interface IssuanceOptions {
    * Every instance of a service must share it.
    * @default derived from `secret` with HKDF when `secret` is an HMAC secret; required otherwise
    */
-  refreshTokenSecret?: string | Buffer
+  refreshTokenSecret?: string | Buffer | undefined
   /**
    * Live sessions a user may hold (at most 10,000); a login beyond it ends the least
    * recently used one. Listing sessions and logout-all cost one store step per session,
