@@ -5,7 +5,6 @@ import createError from '@fastify/error'
 import rateLimit, { normalizeIP } from '@fastify/rate-limit'
 import type { Redis } from 'ioredis'
 import revocableJwt, {
-  AuthStoreUnavailableError,
   InvalidCredentialsError,
   TokenRevokedError,
   parseDuration,
@@ -15,7 +14,7 @@ import revocableJwt, {
 } from '../lib/index.js'
 import { DUMMY_PASSWORD_HASH, MemoryUserRegistry, hashPassword, verifyPassword, type User, type UserRegistry } from './users.js'
 import { LoginThrottle, MemoryLoginLimiter, type AttemptOutcome, type LoginLimiter } from './login-limiter.js'
-import { selectStores } from './stores.js'
+import { selectStores, unavailableOnError } from './stores.js'
 import { pages } from './pages.js'
 
 const EmailTakenError = createError('EMAIL_TAKEN', 'An account with this email already exists', 409)
@@ -284,12 +283,7 @@ export async function build (options: BuildOptions = {}): Promise<FastifyInstanc
   const overall = app.createRateLimit({ max: rates.overall, keyGenerator: () => 'all' })
   async function limitCredentialRequests (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     for (const check of [perClient, overall]) {
-      let limit
-      try {
-        limit = await check(request)
-      } catch (err) {
-        throw new AuthStoreUnavailableError({ cause: err })
-      }
+      const limit = await unavailableOnError(async () => await check(request))
       if (!limit.isAllowed && limit.isExceeded) {
         reply.header('retry-after', Math.max(1, limit.ttlInSeconds))
         throw new TooManyRequestsError()

@@ -3,9 +3,8 @@
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
 import type pg from 'pg'
-import { AuthStoreUnavailableError } from '../lib/index.js'
 import { PostgresRefreshTokenStore, PostgresRevocationStore } from '../lib/stores/postgres.js'
-import type { SelectedStores } from './stores.js'
+import { unavailableOnError, type SelectedStores } from './stores.js'
 import type { User, UserRegistry } from './users.js'
 import type { LoginLimiter } from './login-limiter.js'
 import { LOGIN_FAILURE_WINDOW_MS } from './app.js'
@@ -27,15 +26,6 @@ CREATE TABLE IF NOT EXISTS example_known_clients (
   key text PRIMARY KEY,
   until bigint NOT NULL
 );`
-
-/** Any failure of the example's own tables is a 503, like the package's stores. */
-async function unavailableOnError<T> (operation: () => Promise<T>): Promise<T> {
-  try {
-    return await operation()
-  } catch (err) {
-    throw new AuthStoreUnavailableError({ cause: err })
-  }
-}
 
 interface UserRow { id: string, email: string, password_hash: string }
 

@@ -2,24 +2,14 @@ import { randomUUID } from 'node:crypto'
 import fastifyRedis from '@fastify/redis'
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
-import { AuthStoreUnavailableError } from '../lib/index.js'
 import { NearCachedRevocationStore, RedisRefreshTokenStore, RedisRevocationStore } from '../lib/redis.js'
-import type { SelectedStores } from './stores.js'
+import { unavailableOnError, type SelectedStores } from './stores.js'
 import type { User, UserRegistry } from './users.js'
 import type { LoginLimiter } from './login-limiter.js'
 import { LOGIN_FAILURE_WINDOW_MS } from './app.js'
 
 /** How long one Redis command of the example may take before the request is refused. */
 const COMMAND_TIMEOUT_MS = 2000
-
-/** Any Redis failure of the example's own stores is a 503, like the package's stores. */
-async function unavailableOnError<T> (operation: () => Promise<T>): Promise<T> {
-  try {
-    return await operation()
-  } catch (err) {
-    throw new AuthStoreUnavailableError({ cause: err })
-  }
-}
 
 /**
  * Users in Redis: `example:user:email:<email>` holds the user as JSON (one GET per

@@ -1,8 +1,17 @@
 import type { FastifyInstance } from 'fastify'
-import type { RefreshTokenStore, RevocationStore } from '../lib/index.js'
+import { AuthStoreUnavailableError, type RefreshTokenStore, type RevocationStore } from '../lib/index.js'
 import type { ExampleEnv } from './app.js'
 import type { UserRegistry } from './users.js'
 import type { LoginLimiter } from './login-limiter.js'
+
+/** Any failure of the example's own stores (users, limiter) is a 503, like the package's stores. */
+export async function unavailableOnError<T> (operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation()
+  } catch (err) {
+    throw new AuthStoreUnavailableError({ cause: err })
+  }
+}
 
 /** The stores the environment selects; anything left undefined falls back to memory. */
 export interface SelectedStores {
