@@ -1,5 +1,5 @@
 import type { RevocationState, RevocationStore } from './types.js'
-import { postgresRevocationSchema, sweepTable, tableNames, type PostgresStoreOptions } from './postgres-schema.js'
+import { postgresRevocationSchema, sweepTable, type PostgresStoreOptions } from './postgres-schema.js'
 import { PostgresStore } from './postgres-store.js'
 
 /**
@@ -8,13 +8,12 @@ import { PostgresStore } from './postgres-store.js'
  * `<prefix>token_versions`. `check()` is one `SELECT` of three index lookups.
  */
 export class PostgresRevocationStore extends PostgresStore implements RevocationStore {
-  readonly #sql: { check: string, revoke: string, get: string, bump: string, table: string }
+  readonly #sql: { check: string, revoke: string, get: string, bump: string }
 
   constructor (options: PostgresStoreOptions) {
     super(options, 'PostgresRevocationStore')
-    const { revoked, versions } = tableNames(this.options.tablePrefix)
+    const { revoked, versions } = this.tableNames
     this.#sql = {
-      table: revoked,
       // A null id compares as unknown: EXISTS is then false, as the interface asks.
       check: `SELECT
   EXISTS (SELECT 1 FROM ${revoked} WHERE user_id = $1 AND kind = 't' AND id = $2 AND expires_at > $4) AS token,
@@ -67,6 +66,6 @@ ON CONFLICT (user_id) DO UPDATE SET version = ${versions}.version + 1 RETURNING 
   }
 
   async sweep (): Promise<number> {
-    return await sweepTable(this.pool, this.#sql.table, this.options.now(), this.options.sweepBatchSize)
+    return await sweepTable(this.pool, this.tableNames.revoked, this.options.now(), this.options.sweepBatchSize)
   }
 }

@@ -13,7 +13,7 @@ import type {
   SessionRecord,
   TokenFacts
 } from './types.js'
-import { postgresRefreshTokenSchema, postgresRevocationSchema, sweepTable, tableNames, type PostgresStoreOptions } from './postgres-schema.js'
+import { postgresRefreshTokenSchema, postgresRevocationSchema, sweepTable, type PostgresStoreOptions } from './postgres-schema.js'
 import { PostgresStore } from './postgres-store.js'
 import { PostgresRevocationStore } from './postgres-revocation.js'
 
@@ -92,7 +92,7 @@ function factsOf (row: SessionRow): TokenFacts {
 export class PostgresRefreshTokenStore extends PostgresStore implements RefreshTokenStore {
   readonly readsTokenVersions: boolean
   readonly tokenVersionsOf?: PostgresRevocationStore
-  readonly #sql: { create: string, find: string, rotate: string, list: string, deleteSession: string, deleteUser: string, table: string }
+  readonly #sql: { create: string, find: string, rotate: string, list: string, deleteSession: string, deleteUser: string }
 
   constructor (options: PostgresRefreshTokenStoreOptions) {
     super(options, 'PostgresRefreshTokenStore')
@@ -104,11 +104,10 @@ export class PostgresRefreshTokenStore extends PostgresStore implements RefreshT
       this.tokenVersionsOf = versionsOf
     }
     this.readsTokenVersions = versionsOf !== undefined
-    const { sessions, tokens, versions } = tableNames(this.options.tablePrefix)
+    const { sessions, tokens, versions } = this.tableNames
     // Only a store that reads versions names their table: it may live elsewhere otherwise.
     const currentVersion = (user: string): string => this.readsTokenVersions ? `COALESCE((SELECT version FROM ${versions} WHERE user_id = ${user}), 0)` : 'NULL::bigint'
     this.#sql = {
-      table: sessions,
       // Eviction keeps the maxSessions − 1 most recently used live sessions; the insert
       // adds the new one. A duplicate session id fails the whole statement, evictions included.
       create: `WITH evicted AS (
@@ -229,6 +228,6 @@ SELECT count(*) FILTER (WHERE expires_at > $2)::int AS live FROM ended`
 
   /** Delete expired sessions (their tokens go with them, `ON DELETE CASCADE`). */
   async sweep (): Promise<number> {
-    return await sweepTable(this.pool, this.#sql.table, this.options.now(), this.options.sweepBatchSize)
+    return await sweepTable(this.pool, this.tableNames.sessions, this.options.now(), this.options.sweepBatchSize)
   }
 }
