@@ -1,8 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { AccessTokenClaims } from '../domain/access-tokens.js'
-import { parseRefreshToken } from '../domain/refresh-tokens.js'
-import { RefreshTokenInvalidError, TokenInvalidError, TokenMissingError, TokenRevokedError } from '../errors.js'
+import { TokenInvalidError, TokenMissingError, TokenRevokedError } from '../errors.js'
 import { checkOptionNames } from '../options.js'
 import type { AuthContext, AuthHook, TokenSubject } from '../types.js'
 import { AUTHENTICATE_PLUGIN_NAME, MAX_AUTHORIZATION_LENGTH } from './authenticate.js'
@@ -121,17 +120,6 @@ const fastifyRevocableJwtCookieSession: FastifyPluginAsync<CookieSessionOptions>
     return null
   }
 
-  /** The refresh cookie's token, as the refresh route reads its own. */
-  function presentedRefreshToken (request: FastifyRequest, reply: FastifyReply): string | null {
-    const presented = refresh.read(request)
-    if (presented.kind === 'missing') return null
-    if (presented.kind === 'one') return presented.value
-    refresh.expirePlanted(request, reply)
-    const wellFormed = presented.values.filter(value => parseRefreshToken(value) !== null)
-    if (wellFormed.length !== 1) throw new RefreshTokenInvalidError()
-    return wellFormed[0]
-  }
-
   /**
    * The session of a page request: the access cookie verified and checked exactly as
    * `authenticate` checks a Bearer token; missing or expired, the refresh cookie
@@ -153,11 +141,11 @@ const fastifyRevocableJwtCookieSession: FastifyPluginAsync<CookieSessionOptions>
         reason = err as Error
       }
     }
-    const presented = presentedRefreshToken(request, reply)
+    const presented = refresh.presentedRefreshToken(request, reply)
     if (presented === null) throw reason
     // Concurrent page loads present the same cookie: the rotation policy answers each
     // within the grace window with the session's live token, so none forks the chain.
-    const issued = await tokenIssuer.refresh(presented, clientInfo(request))
+    const issued = await tokenIssuer.refresh(presented.token, clientInfo(request))
     setCookies(reply, issued.body.accessToken, issued.refreshToken)
     return authContext(accessTokens.verify(issued.body.accessToken) as AccessTokenClaims)
   }

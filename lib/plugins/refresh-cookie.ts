@@ -1,4 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { parseRefreshToken } from '../domain/refresh-tokens.js'
+import { RefreshTokenInvalidError } from '../errors.js'
 import { DEFAULT_COOKIE_NAME, DEFAULT_PREFIX } from '../options.js'
 
 /** Options of the refresh cookie. */
@@ -130,6 +132,23 @@ export class RefreshCookie {
       if (value !== undefined && value !== '') values.add(value)
     }
     return values.size <= 1 ? { kind: 'one', value: first } : { kind: 'conflict', values: [...values] }
+  }
+
+  /**
+   * The refresh token the request presents, or null when it carries none. With several
+   * values under the name (one planted for a parent domain or another path: `planted`),
+   * the planted copies are expired, the app's own never cleared, and the one well-formed
+   * token taken: never one of two well-formed tokens, which would let a planted one
+   * switch accounts.
+   */
+  presentedRefreshToken (request: FastifyRequest, reply: FastifyReply): { token: string, planted: boolean } | null {
+    const presented = this.read(request)
+    if (presented.kind === 'missing') return null
+    if (presented.kind === 'one') return { token: presented.value, planted: false }
+    this.expirePlanted(request, reply)
+    const wellFormed = presented.values.filter(value => parseRefreshToken(value) !== null)
+    if (wellFormed.length !== 1) throw new RefreshTokenInvalidError()
+    return { token: wellFormed[0], planted: true }
   }
 
   /**

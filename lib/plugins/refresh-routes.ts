@@ -1,10 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
-import { parseRefreshToken } from '../domain/refresh-tokens.js'
 import type { IssuedTokens } from '../domain/token-issuer.js'
 import {
   CrossSiteRequestError,
-  RefreshTokenInvalidError,
   RefreshTokenMissingError,
   SessionNotFoundError
 } from '../errors.js'
@@ -118,28 +116,17 @@ const fastifyRevocableJwtRefreshRoutes: FastifyPluginAsync<RefreshRoutesOptions>
   const base = cookie.prefix
 
   async function refresh (request: FastifyRequest, reply: FastifyReply): Promise<IssuedTokens> {
-    const presented = cookie.read(request)
-    if (presented.kind === 'missing') throw new RefreshTokenMissingError()
-    let token: string
-    if (presented.kind === 'conflict') {
-      // A second cookie of this name was planted for a parent domain or another path.
-      // Expire those copies; never clear the app's own, and never pick between two
-      // well-formed tokens (that would let a planted one switch accounts).
-      cookie.expirePlanted(request, reply)
-      const wellFormed = presented.values.filter(value => parseRefreshToken(value) !== null)
-      if (wellFormed.length !== 1) throw new RefreshTokenInvalidError()
-      token = wellFormed[0]
-    } else {
-      token = presented.value
-    }
+    const presented = cookie.presentedRefreshToken(request, reply)
+    if (presented === null) throw new RefreshTokenMissingError()
     try {
-      const issued = await tokenIssuer.refresh(token, clientInfo(request))
+      const issued = await tokenIssuer.refresh(presented.token, clientInfo(request))
       cookie.set(reply, issued.refreshToken)
       reply.header('cache-control', 'no-store')
       return issued.body
     } catch (err) {
       const code = (err as { code?: string }).code
-      if (presented.kind === 'one' && (code === 'REFRESH_TOKEN_INVALID' || code === 'REFRESH_TOKEN_REUSED')) cookie.clear(reply)
+      // Never clear a cookie when two were sent: the app's own may be the good one.
+      if (!presented.planted && (code === 'REFRESH_TOKEN_INVALID' || code === 'REFRESH_TOKEN_REUSED')) cookie.clear(reply)
       throw err
     }
   }
