@@ -189,6 +189,7 @@ t.test('cookies planted beside the app\'s own are never chosen', async (t) => {
   const refused = await app.inject({ url: '/api', headers: { cookie: twoRefresh, host: 'app.example.com' } })
   t.equal(refused.json().code, 'REFRESH_TOKEN_INVALID', 'two well-formed refresh cookies: neither is chosen')
   t.ok(refused.cookies.some(c => c.name === REFRESH && c.domain === 'example.com' && c.value === ''), 'the copies a parent domain could hold are expired')
+  t.notOk(refused.cookies.some(c => c.name === REFRESH && c.domain === undefined && c.value === ''), 'the app\'s own refresh cookie is not cleared: a planted copy must not log the user out')
   const onePlanted = `${REFRESH}=garbage; ${REFRESH}=${alice[REFRESH]}`
   t.equal((await app.inject({ url: '/api', headers: { cookie: onePlanted } })).json().userId, 'alice', 'one well-formed among them is used')
 })

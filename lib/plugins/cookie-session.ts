@@ -168,8 +168,11 @@ const fastifyRevocableJwtCookieSession: FastifyPluginAsync<CookieSessionOptions>
         const code = (err as { code?: string }).code ?? ''
         // A store or a hook of the app failing is a 503, never a redirect to the login page.
         if ((err as { statusCode?: number }).statusCode !== 401) throw err
-        if (DEAD_ACCESS.has(code)) clearCookies(reply)
-        else if (DEAD_REFRESH.has(code)) refresh.clear(reply)
+        // Never clear the refresh cookie when two were sent: the app's own may be the good
+        // one, and clearing it would let a planted copy log the user out (as the refresh route).
+        const keepRefresh = refresh.read(request).kind === 'conflict'
+        if (DEAD_ACCESS.has(code)) access.clear(reply)
+        if ((DEAD_ACCESS.has(code) || DEAD_REFRESH.has(code)) && !keepRefresh) refresh.clear(reply)
         if (onMissing === 'error') throw err
         if (onMissing === 'continue') return
         reply.header('cache-control', 'no-store')
